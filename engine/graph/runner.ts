@@ -1,0 +1,205 @@
+// Compiles IR graphs into onnxruntime sessions and runs them with named, typed inputs.
+// Sessions are cached by model key and options and live until their last user releases
+// them (onnxruntime's memory grows over repeated create/release cycles).
+
+import * as ort from 'onnxruntime-node';
+import { type Dim, dimStr, evalDim, isStatic, shapeStr } from './dim.ts';
+import type { DType } from './dtype.ts';
+import { type EmitOptions, emitModel, type ValueSpec } from './emit.ts';
+import { type Graph, GraphError } from './graph.ts';
+
+export type Provider = 'cpu' | 'cuda';
+export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface RunnerOptions extends EmitOptions {
+  provider?: Provider;
+  deviceId?: number;
+  /** threads inside one op; 0 lets onnxruntime choose */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  optimization?: OptimizationLevel;
+}
+
+export type HostTensor = ort.Tensor;
+
+/** Wraps host data as a tensor for feeds. */
+export function hostTensor(
+  dtype: DType,
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array | boolean[],
+  dims: readonly number[],
+): HostTensor {
+  return new ort.Tensor(dtype, data as never, dims);
+}
+
+export interface CompileStats {
+  emitMs: number;
+  sessionMs: number;
+  reusedCache: boolean;
+  weightBytes: number;
+  nodeCount: number;
+}
+
+interface CachedSession {
+  session: Promise<ort.InferenceSession>;
+  users: number;
+}
+
+const sessions = new Map<string, CachedSession>();
+
+export class CompiledModel {
+  private released = false;
+
+  constructor(
+    readonly name: string,
+    readonly key: string,
+    readonly inputs: readonly ValueSpec[],
+    readonly outputs: readonly ValueSpec[],
+    private readonly session: ort.InferenceSession,
+    private readonly cacheKey: string,
+    readonly stats: CompileStats,
+  ) {}
+
+  /** Runs the model; `outputNames` picks a subset of outputs (default: all). */
+  async run(feeds: Record<string, HostTensor>, outputNames?: readonly string[]): Promise<Record<string, HostTensor>> {
+    if (this.released) throw new GraphError(`model '${this.name}' was released; compile it again`);
+    this.check(feeds);
+    const wanted = outputNames ?? this.outputs.map((o) => o.name);
+    for (const n of wanted) {
+      if (!this.outputs.some((o) => o.name === n)) {
+        throw new GraphError(`model '${this.name}' has no output '${n}' (outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
+      }
+    }
+    return (await this.session.run(feeds, wanted as string[])) as Record<string, HostTensor>;
+  }
+
+  /** Checks names, dtypes and shapes of the feeds, binding symbolic dims consistently. */
+  check(feeds: Record<string, HostTensor>): Map<string, number> {
+    const describe = (s: ValueSpec) => `${s.dtype} ${shapeStr(s.shape)}`;
+    for (const key of Object.keys(feeds)) {
+      if (!this.inputs.some((i) => i.name === key)) {
+        throw new GraphError(
+          `model '${this.name}' has no input '${key}'; its inputs are ${this.inputs.map((i) => `${i.name} ${describe(i)}`).join(', ')}`,
+        );
+      }
+    }
+    const bindings = new Map<string, { value: number; from: string }>();
+    const values = new Map<string, number>();
+    const deferred: [ValueSpec, number, Dim, number][] = [];
+    for (const spec of this.inputs) {
+      const t = feeds[spec.name];
+      if (!t) throw new GraphError(`model '${this.name}': input '${spec.name}' (${describe(spec)}) is missing`);
+      if (t.type !== spec.dtype) {
+        throw new GraphError(`input '${spec.name}' must be ${spec.dtype}, got ${t.type} (expected ${describe(spec)})`);
+      }
+      if (t.dims.length !== spec.shape.length) {
+        throw new GraphError(
+          `input '${spec.name}' must have rank ${spec.shape.length} ${shapeStr(spec.shape)}, got [${t.dims.join(',')}]`,
+        );
+      }
+      spec.shape.forEach((d, axis) => {
+        const got = t.dims[axis];
+        if (isStatic(d)) {
+          if (d !== got) {
+            throw new GraphError(
+              `input '${spec.name}' axis ${axis} must be ${d}, got ${got} (expected ${shapeStr(spec.shape)}, got [${t.dims.join(',')}])`,
+            );
+          }
+          return;
+        }
+        if (d.factors.length === 1 && d.factors[0][1] === 1) {
+          const symbol = d.factors[0][0];
+          const value = got / d.coef;
+          const prev = bindings.get(symbol);
+          if (prev && prev.value !== value) {
+            throw new GraphError(
+              `dimension ${symbol} is ${prev.value} from ${prev.from} but ${value} from input '${spec.name}' axis ${axis}`,
+            );
+          }
+          if (!Number.isInteger(value)) {
+            throw new GraphError(`input '${spec.name}' axis ${axis} (${dimStr(d)}) cannot be ${got}`);
+          }
+          bindings.set(symbol, { value, from: `input '${spec.name}' axis ${axis}` });
+          values.set(symbol, value);
+        } else deferred.push([spec, axis, d, got]);
+      });
+    }
+    for (const [spec, axis, d, got] of deferred) {
+      const want = evalDim(d, values);
+      if (want !== undefined && want !== got) {
+        throw new GraphError(`input '${spec.name}' axis ${axis} must be ${dimStr(d)} = ${want}, got ${got}`);
+      }
+    }
+    return values;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    const entry = sessions.get(this.cacheKey);
+    if (!entry) return;
+    entry.users -= 1;
+    if (entry.users === 0) {
+      sessions.delete(this.cacheKey);
+      await (await entry.session).release();
+    }
+  }
+}
+
+function sessionOptions(o: RunnerOptions): ort.InferenceSession.SessionOptions {
+  const provider = o.provider ?? 'cpu';
+  return {
+    executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: o.deviceId ?? 0 } as never] : ['cpu'],
+    graphOptimizationLevel: o.optimization ?? 'all',
+    intraOpNumThreads: o.intraOpThreads ?? 0,
+    interOpNumThreads: o.interOpThreads ?? 0,
+  };
+}
+
+/** Emits a graph and opens (or reuses) an onnxruntime session for it. */
+export async function compile(graph: Graph, options: RunnerOptions = {}): Promise<CompiledModel> {
+  const t0 = performance.now();
+  const emitted = emitModel(graph, options);
+  const t1 = performance.now();
+  const opts = sessionOptions(options);
+  const cacheKey = `${emitted.key}|${JSON.stringify(opts)}`;
+  let entry = sessions.get(cacheKey);
+  if (!entry) {
+    const model = emitted.model;
+    const created =
+      model instanceof Uint8Array ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model.path, opts);
+    entry = { session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, graph.name, options))), users: 0 };
+    sessions.set(cacheKey, entry);
+  }
+  entry.users += 1;
+  let session: ort.InferenceSession;
+  try {
+    session = await entry.session;
+  } catch (e) {
+    sessions.delete(cacheKey);
+    throw e;
+  }
+  const stats: CompileStats = {
+    emitMs: t1 - t0,
+    sessionMs: performance.now() - t1,
+    reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
+    weightBytes: emitted.weightBytes,
+    nodeCount: emitted.nodeCount,
+  };
+  return new CompiledModel(graph.name, emitted.key, emitted.inputs, emitted.outputs, session, cacheKey, stats);
+}
+
+function explainSessionError(e: unknown, name: string, o: RunnerOptions): Error {
+  const message = e instanceof Error ? e.message : String(e);
+  if (o.provider === 'cuda' && /cuda|provider/i.test(message)) {
+    return new GraphError(
+      `could not start the CUDA provider for '${name}': ${message}. Install onnxruntime-node with ` +
+        '`npm ci --onnxruntime-node-install=cuda12` on a host with CUDA 12 and cuDNN 9, or use the CPU provider.',
+    );
+  }
+  return new GraphError(`onnxruntime rejected model '${name}': ${message}`);
+}
+
+/** Number of sessions currently open (for tests and diagnostics). */
+export function openSessionCount(): number {
+  return sessions.size;
+}
