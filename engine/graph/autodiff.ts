@@ -12,7 +12,11 @@ import { expand, zeros } from './ops/shape.ts';
  * each output must be a scalar (its seed is 1); otherwise seeds[i] has outputs[i]'s shape.
  * An input that does not reach any output gets a zero gradient.
  */
-export function grad(outputs: readonly Tensor[], wrt: readonly Tensor[], seeds?: readonly Tensor[]): Tensor[] {
+export function grad(
+  outputs: readonly Tensor[],
+  wrt: readonly Tensor[],
+  seeds?: readonly Tensor[],
+): Tensor[] {
   if (outputs.length === 0) throw new GraphError('grad: give at least one output to differentiate');
   const graph = outputs[0].graph;
   for (const t of [...outputs, ...wrt, ...(seeds ?? [])]) {
@@ -74,7 +78,9 @@ export function grad(outputs: readonly Tensor[], wrt: readonly Tensor[], seeds?:
     const wanted = n.inputs.map((t, i) => active.has(t.id) && !nondiff.has(i) && isFloat(t.dtype));
     if (!wanted.some(Boolean)) continue;
     if (!n.op.vjp) {
-      throw new GraphError(`grad: ${n.op.name} has no gradient rule, but lies between the inputs and the outputs`);
+      throw new GraphError(
+        `grad: ${n.op.name} has no gradient rule, but lies between the inputs and the outputs`,
+      );
     }
     const inGrads = n.op.vjp(n, outGrads, wanted);
     n.inputs.forEach((t, i) => {

@@ -83,7 +83,8 @@ export function dimDiv(a: Dim, b: Dim): Dim {
   for (const [k, p] of inv) fa.set(k, (fa.get(k) ?? 0) + p);
   const coef = ca / cb;
   if (fa.size === 0 || [...fa.values()].every((p) => p === 0)) {
-    if (!Number.isInteger(coef)) throw new RangeError(`dimension ${dimStr(a)} is not divisible by ${dimStr(b)}`);
+    if (!Number.isInteger(coef))
+      throw new RangeError(`dimension ${dimStr(a)} is not divisible by ${dimStr(b)}`);
   }
   return Sym.make(coef, fa);
 }

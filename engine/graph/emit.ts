@@ -3,12 +3,29 @@
 // to a cache directory keyed by a hash of the graph and the weights' fingerprints.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
 import { type DType, encodeValues, onnxDataType } from './dtype.ts';
-import { type Attr, type Graph, GraphError, type Node, type OnnxWriter, type Tensor, type WeightData } from './graph.ts';
+import {
+  type Attr,
+  type Graph,
+  GraphError,
+  type Node,
+  type OnnxWriter,
+  type Tensor,
+  type WeightData,
+} from './graph.ts';
 
 const { onnx } = onnxProto;
 
@@ -45,7 +62,8 @@ export interface EmittedModel {
 export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
   const opset = options.opset ?? DEFAULT_OPSET;
   if (opset < 17) throw new GraphError(`opset ${opset} is too old: the graph layer emits opset 17 or newer`);
-  if (graph.outputs.length === 0) throw new GraphError(`graph '${graph.name}' has no outputs; call graph.output()`);
+  if (graph.outputs.length === 0)
+    throw new GraphError(`graph '${graph.name}' has no outputs; call graph.output()`);
 
   const needed = reachableNodes(graph);
   const writer = new Writer(graph, opset);
@@ -59,7 +77,11 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const weights = writer.weights();
   const weightBytes = weights.reduce((sum, w) => sum + w.tensor.leaf!.data.byteLength, 0);
   const inputs = graph.inputs.map(spec);
-  const outputs = graph.outputs.map(({ name, tensor }) => ({ name, dtype: tensor.dtype, shape: [...tensor.shape] }));
+  const outputs = graph.outputs.map(({ name, tensor }) => ({
+    name,
+    dtype: tensor.dtype,
+    shape: [...tensor.shape],
+  }));
 
   // Structure first, weights as bare references: this is what the cache key covers.
   const protoWithoutData = writer.model(weights.map((w) => w.proto));
@@ -107,7 +129,9 @@ function reachableNodes(graph: Graph): Node[] {
     for (const input of n.inputs) {
       const p = input.producer;
       if (p && (position.get(p) ?? Number.POSITIVE_INFINITY) >= position.get(n)!) {
-        throw new GraphError(`${n.op.name}: its input ${input.describe()} is produced after it — the graph has a cycle`);
+        throw new GraphError(
+          `${n.op.name}: its input ${input.describe()} is produced after it — the graph has a cycle`,
+        );
       }
       stack.push(input);
     }
@@ -178,7 +202,12 @@ class Writer implements OnnxWriter {
     return name;
   }
 
-  node(opType: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attr> = {}): void {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attrs: Record<string, Attr> = {},
+  ): void {
     this.nodes.push({
       opType,
       name: `${opType}_${this.nodes.length}`,
@@ -244,7 +273,8 @@ class Writer implements OnnxWriter {
   }
 
   private claim(t: Tensor, name: string): string {
-    if (this.used.has(name)) throw new GraphError(`two values are named '${name}' in graph '${this.graph.name}'`);
+    if (this.used.has(name))
+      throw new GraphError(`two values are named '${name}' in graph '${this.graph.name}'`);
     this.used.add(name);
     this.names.set(t.id, name);
     return name;

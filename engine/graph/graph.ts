@@ -57,7 +57,12 @@ export interface OnnxWriter {
   readonly opset: number;
   name(t: Tensor): string;
   fresh(hint: string): string;
-  node(opType: string, inputs: readonly string[], outputs: readonly string[], attrs?: Record<string, Attr>): void;
+  node(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attrs?: Record<string, Attr>,
+  ): void;
   /** a 1-D int64 constant */
   ints(values: readonly number[]): string;
   /** a 0-d constant of a dtype */
@@ -104,7 +109,12 @@ export class GraphError extends Error {
   override name = 'GraphError';
 }
 
-export function ruleFailure(op: string, inputs: readonly TensorType[], rule: string, hint?: string): GraphError {
+export function ruleFailure(
+  op: string,
+  inputs: readonly TensorType[],
+  rule: string,
+  hint?: string,
+): GraphError {
   const given = inputs.map((t) => (t instanceof Tensor ? t.describe() : `${t.dtype} ${shapeStr(t.shape)}`));
   return new GraphError(
     `${op}: ${rule}. Inputs: ${given.length ? given.join(', ') : '(none)'}.${hint ? ` ${hint}` : ''}`,
@@ -177,7 +187,8 @@ export class Graph {
 
   private claimName(name: string, what: string): void {
     if (!name) throw new GraphError(`${what} needs a non-empty name`);
-    if (this.names.has(name)) throw new GraphError(`${what} '${name}': the name is already used in this graph`);
+    if (this.names.has(name))
+      throw new GraphError(`${what} '${name}': the name is already used in this graph`);
     this.names.add(name);
   }
 }
@@ -187,7 +198,8 @@ export function apply<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, grap
   const g = graph ?? inputs[0]?.graph;
   if (!g) throw new GraphError(`${op.name}: needs at least one input or an explicit graph`);
   for (const [i, t] of inputs.entries()) {
-    if (!(t instanceof Tensor)) throw ruleFailure(op.name, [], `input ${i} is not a tensor (got ${typeof t})`);
+    if (!(t instanceof Tensor))
+      throw ruleFailure(op.name, [], `input ${i} is not a tensor (got ${typeof t})`);
     if (t.graph !== g) throw ruleFailure(op.name, inputs, `input ${i} belongs to another graph`);
   }
   let types: TensorType[];

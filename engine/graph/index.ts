@@ -1,7 +1,7 @@
 // The graph layer's public surface: build a graph, differentiate it, compile and run it.
 
 export { grad } from './autodiff.ts';
-export { type Dim, dimStr, shapeStr, Sym } from './dim.ts';
+export { type Dim, dimStr, Sym, shapeStr } from './dim.ts';
 export { type DType, float16BitsToFloat32, float32ToFloat16Bits, isFloat } from './dtype.ts';
 export { type EmitOptions, type EmittedModel, emitModel, type ValueSpec } from './emit.ts';
 export { Graph, GraphError, type OpDef, Tensor, type WeightData } from './graph.ts';

@@ -60,13 +60,18 @@ export class CompiledModel {
   ) {}
 
   /** Runs the model; `outputNames` picks a subset of outputs (default: all). */
-  async run(feeds: Record<string, HostTensor>, outputNames?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    outputNames?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
     if (this.released) throw new GraphError(`model '${this.name}' was released; compile it again`);
     this.check(feeds);
     const wanted = outputNames ?? this.outputs.map((o) => o.name);
     for (const n of wanted) {
       if (!this.outputs.some((o) => o.name === n)) {
-        throw new GraphError(`model '${this.name}' has no output '${n}' (outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
+        throw new GraphError(
+          `model '${this.name}' has no output '${n}' (outputs: ${this.outputs.map((o) => o.name).join(', ')})`,
+        );
       }
     }
     return (await this.session.run(feeds, wanted as string[])) as Record<string, HostTensor>;
@@ -87,9 +92,12 @@ export class CompiledModel {
     const deferred: [ValueSpec, number, Dim, number][] = [];
     for (const spec of this.inputs) {
       const t = feeds[spec.name];
-      if (!t) throw new GraphError(`model '${this.name}': input '${spec.name}' (${describe(spec)}) is missing`);
+      if (!t)
+        throw new GraphError(`model '${this.name}': input '${spec.name}' (${describe(spec)}) is missing`);
       if (t.type !== spec.dtype) {
-        throw new GraphError(`input '${spec.name}' must be ${spec.dtype}, got ${t.type} (expected ${describe(spec)})`);
+        throw new GraphError(
+          `input '${spec.name}' must be ${spec.dtype}, got ${t.type} (expected ${describe(spec)})`,
+        );
       }
       if (t.dims.length !== spec.shape.length) {
         throw new GraphError(
@@ -148,7 +156,8 @@ export class CompiledModel {
 function sessionOptions(o: RunnerOptions): ort.InferenceSession.SessionOptions {
   const provider = o.provider ?? 'cpu';
   return {
-    executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: o.deviceId ?? 0 } as never] : ['cpu'],
+    executionProviders:
+      provider === 'cuda' ? [{ name: 'cuda', deviceId: o.deviceId ?? 0 } as never] : ['cpu'],
     graphOptimizationLevel: o.optimization ?? 'all',
     intraOpNumThreads: o.intraOpThreads ?? 0,
     interOpNumThreads: o.interOpThreads ?? 0,
@@ -166,8 +175,13 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
   if (!entry) {
     const model = emitted.model;
     const created =
-      model instanceof Uint8Array ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model.path, opts);
-    entry = { session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, graph.name, options))), users: 0 };
+      model instanceof Uint8Array
+        ? ort.InferenceSession.create(model, opts)
+        : ort.InferenceSession.create(model.path, opts);
+    entry = {
+      session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, graph.name, options))),
+      users: 0,
+    };
     sessions.set(cacheKey, entry);
   }
   entry.users += 1;
@@ -185,7 +199,15 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
     weightBytes: emitted.weightBytes,
     nodeCount: emitted.nodeCount,
   };
-  return new CompiledModel(graph.name, emitted.key, emitted.inputs, emitted.outputs, session, cacheKey, stats);
+  return new CompiledModel(
+    graph.name,
+    emitted.key,
+    emitted.inputs,
+    emitted.outputs,
+    session,
+    cacheKey,
+    stats,
+  );
 }
 
 function explainSessionError(e: unknown, name: string, o: RunnerOptions): Error {

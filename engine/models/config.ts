@@ -89,7 +89,8 @@ export const SD15_VAE: VaeConfig = {
 
 /** Reads a diffusers config.json object over SD 1.5's defaults, keeping only known keys. */
 export function parseConfig<T extends object>(defaults: T, raw: Record<string, unknown>): T {
-  const out: Record<string, unknown> = { ...defaults };
-  for (const key of Object.keys(defaults)) if (raw[key] !== undefined && raw[key] !== null) out[key] = raw[key];
+  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
+  for (const key of Object.keys(defaults))
+    if (raw[key] !== undefined && raw[key] !== null) out[key] = raw[key];
   return out as T;
 }

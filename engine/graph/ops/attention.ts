@@ -34,7 +34,9 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 export function splitHeads(x: Tensor, heads: number): Tensor {
   const [b, n, c] = x.shape;
   if (!isStatic(c) || c % heads !== 0) {
-    throw new GraphError(`splitHeads: ${dimStr(c)} channels do not split into ${heads} heads (${x.describe()})`);
+    throw new GraphError(
+      `splitHeads: ${dimStr(c)} channels do not split into ${heads} heads (${x.describe()})`,
+    );
   }
   return transpose(reshape(x, [b, n, heads, c / heads]), [0, 2, 1, 3]);
 }

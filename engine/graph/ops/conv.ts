@@ -56,10 +56,12 @@ const ConvOp: OpDef<ConvAttrs> = {
         'Weight layout is [out, in/group, kh, kw].',
       );
     }
-    if (isStatic(o) && o % group !== 0) throw new RuleError(`${o} output channels are not divisible by group ${group}`);
+    if (isStatic(o) && o % group !== 0)
+      throw new RuleError(`${o} output channels are not divisible by group ${group}`);
     if (b) {
       requireRank(b, 1, 'the bias');
-      if (!dimEq(b.shape[0], o)) throw new RuleError(`the bias has ${dimStr(b.shape[0])} entries, not ${dimStr(o)}`);
+      if (!dimEq(b.shape[0], o))
+        throw new RuleError(`the bias has ${dimStr(b.shape[0])} entries, not ${dimStr(o)}`);
     }
     const oh = convOut(h, kh, strides[0], dilations[0], pads[0], pads[2]);
     const ow = convOut(wd, kw, strides[1], dilations[1], pads[1], pads[3]);
@@ -91,7 +93,12 @@ export function conv2d(
   x: Tensor,
   weight: Tensor,
   bias?: Tensor,
-  opts: { stride?: number; padding?: number | [number, number, number, number]; dilation?: number; group?: number } = {},
+  opts: {
+    stride?: number;
+    padding?: number | [number, number, number, number];
+    dilation?: number;
+    group?: number;
+  } = {},
 ): Tensor {
   const s = opts.stride ?? 1;
   const p = opts.padding ?? 0;
@@ -144,10 +151,7 @@ const ConvTransposeOp: OpDef<ConvTAttrs> = {
 function convTransposeForGrad(g: Tensor, w: Tensor, x: Tensor, a: ConvAttrs): Tensor {
   const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
   const [h, wd] = [x.shape[2], x.shape[3]];
-  const outputPadding: [number, number] = [
-    outputPadding1(h, kh, a, 0),
-    outputPadding1(wd, kw, a, 1),
-  ];
+  const outputPadding: [number, number] = [outputPadding1(h, kh, a, 0), outputPadding1(wd, kw, a, 1)];
   return apply1(ConvTransposeOp, [g, w], { ...a, outputPadding, size: [h, wd] });
 }
 
@@ -158,7 +162,9 @@ function outputPadding1(size: Dim, k: number, a: ConvAttrs, axis: 0 | 1): number
 /** dL/dW for group 1: correlate the input with the output gradient (batch ↔ channels swapped). */
 function convWeightGrad(x: Tensor, g: Tensor, w: Tensor, a: ConvAttrs): Tensor {
   if (a.group !== 1) {
-    throw new GraphError('Conv: the weight gradient of a grouped convolution is not supported; differentiate w.r.t. x');
+    throw new GraphError(
+      'Conv: the weight gradient of a grouped convolution is not supported; differentiate w.r.t. x',
+    );
   }
   if (![x.shape[2], x.shape[3], g.shape[2], g.shape[3]].every(isStatic)) {
     throw new GraphError('Conv: the weight gradient needs static spatial sizes');

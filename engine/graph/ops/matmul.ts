@@ -19,7 +19,10 @@ const MatMulOp: OpDef<Record<string, never>> = {
     const [m, k] = a.shape.slice(-2);
     const [k2, n] = b.shape.slice(-2);
     if (!dimEq(k, k2)) {
-      throw new RuleError(`inner dimensions differ (${dimStr(k)} vs ${dimStr(k2)})`, 'A is [..., M, K], B is [..., K, N].');
+      throw new RuleError(
+        `inner dimensions differ (${dimStr(k)} vs ${dimStr(k2)})`,
+        'A is [..., M, K], B is [..., K, N].',
+      );
     }
     const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
     return [{ dtype, shape: [...batch, m, n] }];
@@ -100,11 +103,7 @@ const GemmOp: OpDef<GemmAttrs> = {
   },
 };
 
-export function gemm(
-  a: Tensor,
-  b: Tensor,
-  opts: Partial<GemmAttrs> & { c?: Tensor } = {},
-): Tensor {
+export function gemm(a: Tensor, b: Tensor, opts: Partial<GemmAttrs> & { c?: Tensor } = {}): Tensor {
   const attrs: GemmAttrs = {
     alpha: opts.alpha ?? 1,
     beta: opts.beta ?? 1,

@@ -105,7 +105,7 @@ const GroupNormOp: OpDef<{ groups: number; eps: number }> = {
   },
   vjp(n, [g], wanted) {
     if (!g) return [undefined, undefined, undefined];
-    const [x, gamma, beta] = n.inputs;
+    const [x, gamma] = n.inputs;
     const { groups, eps } = n.attrs;
     const c = x.shape[1] as number;
     const affine = [c, ...x.shape.slice(2).map(() => 1)];

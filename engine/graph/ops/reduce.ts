@@ -64,7 +64,12 @@ const extremeVjp = (x: Tensor, y: Tensor, g: Tensor, attrs: ReduceAttrs) => {
 const ReduceMaxOp = reduceOp('ReduceMax', extremeVjp);
 const ReduceMinOp = reduceOp('ReduceMin', extremeVjp);
 
-function reduce(op: OpDef<ReduceAttrs>, x: Tensor, axes: number | readonly number[] | undefined, keepdims: boolean) {
+function reduce(
+  op: OpDef<ReduceAttrs>,
+  x: Tensor,
+  axes: number | readonly number[] | undefined,
+  keepdims: boolean,
+) {
   const list = axes === undefined ? x.shape.map((_, i) => i) : typeof axes === 'number' ? [axes] : axes;
   let norm: number[];
   try {
@@ -110,7 +115,11 @@ function dtypeCode(t: Tensor): number {
 /** Number of elements of x over `axes`, as a scalar of x's dtype (a constant when static). */
 export function countOf(x: Tensor, axes: readonly number[]): Tensor {
   const dims = axes.map((a) => x.shape[a]);
-  if (dims.every(isStatic)) return x.graph.scalar(dims.reduce((a, b) => a * b, 1), x.dtype);
+  if (dims.every(isStatic))
+    return x.graph.scalar(
+      dims.reduce((a, b) => a * b, 1),
+      x.dtype,
+    );
   return apply1(CountOp, [x], { axes: [...axes] });
 }
 
@@ -120,7 +129,8 @@ export function countOf(x: Tensor, axes: readonly number[]): Tensor {
 export function sumTo(g: Tensor, shape: readonly Dim[]): Tensor {
   if (shapeEq(g.shape, shape)) return g;
   const lead = g.rank - shape.length;
-  if (lead < 0) throw new GraphError(`sumTo: gradient ${g.describe()} has lower rank than ${shapeStr(shape)}`);
+  if (lead < 0)
+    throw new GraphError(`sumTo: gradient ${g.describe()} has lower rank than ${shapeStr(shape)}`);
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) {
     if (i < lead) axes.push(i);

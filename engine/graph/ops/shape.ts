@@ -60,7 +60,8 @@ const ReshapeOp: OpDef<{ shape: Dim[] }> = {
 /** Reshape; one entry may be -1 (inferred). */
 export function reshape(x: Tensor, shape: readonly (DimLike | -1)[]): Tensor {
   const minus = shape.filter((d) => d === -1).length;
-  if (minus > 1) throw new GraphError(`Reshape: at most one -1 in ${JSON.stringify(shape)}. Input: ${x.describe()}.`);
+  if (minus > 1)
+    throw new GraphError(`Reshape: at most one -1 in ${JSON.stringify(shape)}. Input: ${x.describe()}.`);
   let dims: Dim[];
   if (minus === 1) {
     const known = shape.filter((d) => d !== -1).map((d) => toDim(d as DimLike));
@@ -68,7 +69,9 @@ export function reshape(x: Tensor, shape: readonly (DimLike | -1)[]): Tensor {
     try {
       missing = dimDiv(dimProduct(x.shape), dimProduct(known));
     } catch (e) {
-      throw new GraphError(`Reshape: ${(e as Error).message} (target ${JSON.stringify(shape)}). Input: ${x.describe()}.`);
+      throw new GraphError(
+        `Reshape: ${(e as Error).message} (target ${JSON.stringify(shape)}). Input: ${x.describe()}.`,
+      );
     }
     dims = shape.map((d) => (d === -1 ? missing : toDim(d)));
   } else dims = shape.map((d) => toDim(d as DimLike));
@@ -88,7 +91,9 @@ const TransposeOp: OpDef<{ perm: number[] }> = {
     return [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]) }];
   },
   emit: (n, out) =>
-    out.node('Transpose', [out.name(n.inputs[0])], [out.name(n.outputs[0])], { perm: { ints: n.attrs.perm } }),
+    out.node('Transpose', [out.name(n.inputs[0])], [out.name(n.outputs[0])], {
+      perm: { ints: n.attrs.perm },
+    }),
   vjp(n, [g], wanted) {
     if (!g || !wanted[0]) return [undefined];
     const inverse = new Array<number>(n.attrs.perm.length);
@@ -121,10 +126,13 @@ const ConcatOp: OpDef<{ axis: number }> = {
     const rank = inputs[0].shape.length;
     let total: Dim = 0;
     for (const [i, t] of inputs.entries()) {
-      if (t.shape.length !== rank) throw new RuleError(`input ${i} has rank ${t.shape.length}, input 0 has ${rank}`);
+      if (t.shape.length !== rank)
+        throw new RuleError(`input ${i} has rank ${t.shape.length}, input 0 has ${rank}`);
       t.shape.forEach((d, k) => {
         if (k !== axis && !dimEq(d, inputs[0].shape[k])) {
-          throw new RuleError(`input ${i} differs from input 0 at axis ${k}, which is not the concat axis ${axis}`);
+          throw new RuleError(
+            `input ${i} differs from input 0 at axis ${k}, which is not the concat axis ${axis}`,
+          );
         }
       });
       try {
@@ -157,7 +165,9 @@ export function concat(inputs: readonly Tensor[], axis: number): Tensor {
   try {
     a = normAxis(axis, inputs[0].rank);
   } catch (e) {
-    throw new GraphError(`Concat: ${(e as Error).message}. Inputs: ${inputs.map((t) => t.describe()).join(', ')}.`);
+    throw new GraphError(
+      `Concat: ${(e as Error).message}. Inputs: ${inputs.map((t) => t.describe()).join(', ')}.`,
+    );
   }
   return apply1(ConcatOp, inputs, { axis: a });
 }
@@ -174,7 +184,8 @@ const SliceOp: OpDef<{ axis: number; start: Dim; end: Dim }> = {
       throw new RuleError((e as Error).message);
     }
     const whole = x.shape[axis];
-    if (isStatic(size) && size < 0) throw new RuleError(`slice [${dimStr(start)}, ${dimStr(end)}) is reversed`);
+    if (isStatic(size) && size < 0)
+      throw new RuleError(`slice [${dimStr(start)}, ${dimStr(end)}) is reversed`);
     if (isStatic(whole) && isStatic(end) && end > whole) {
       throw new RuleError(`slice end ${end} is past the axis size ${whole}`);
     }
@@ -184,9 +195,11 @@ const SliceOp: OpDef<{ axis: number; start: Dim; end: Dim }> = {
   },
   emit(n, out) {
     const { axis, start, end } = n.attrs;
-    out.node('Slice', [out.name(n.inputs[0]), out.shape([start]), out.shape([end]), out.ints([axis])], [
-      out.name(n.outputs[0]),
-    ]);
+    out.node(
+      'Slice',
+      [out.name(n.inputs[0]), out.shape([start]), out.shape([end]), out.ints([axis])],
+      [out.name(n.outputs[0])],
+    );
   },
   vjp(n, [g], wanted) {
     if (!g || !wanted[0]) return [undefined];
@@ -221,7 +234,9 @@ const PadOp: OpDef<{ axis: number; before: Dim; after: Dim }> = {
     const pads: Dim[] = new Array(2 * x.rank).fill(0);
     pads[n.attrs.axis] = n.attrs.before;
     pads[x.rank + n.attrs.axis] = n.attrs.after;
-    out.node('Pad', [out.name(x), out.shape(pads)], [out.name(n.outputs[0])], { mode: { string: 'constant' } });
+    out.node('Pad', [out.name(x), out.shape(pads)], [out.name(n.outputs[0])], {
+      mode: { string: 'constant' },
+    });
   },
   vjp(n, [g], wanted) {
     if (!g || !wanted[0]) return [undefined];
@@ -244,7 +259,9 @@ const SplitOp: OpDef<{ axis: number; sizes: Dim[] }> = {
     let total: Dim = 0;
     for (const s of sizes) total = dimAdd(total, s);
     if (!dimEq(total, x.shape[axis])) {
-      throw new RuleError(`split sizes ${shapeStr(sizes)} add up to ${dimStr(total)}, not ${dimStr(x.shape[axis])}`);
+      throw new RuleError(
+        `split sizes ${shapeStr(sizes)} add up to ${dimStr(total)}, not ${dimStr(x.shape[axis])}`,
+      );
     }
     return sizes.map((s) => {
       const shape = [...x.shape];
@@ -281,7 +298,9 @@ const ExpandOp: OpDef<{ shape: Dim[] }> = {
   infer([x], { shape }) {
     const out = broadcastShapes(x.shape, shape);
     if (!shapeEq(out, shape)) {
-      throw new RuleError(`cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)} (it would give ${shapeStr(out)})`);
+      throw new RuleError(
+        `cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)} (it would give ${shapeStr(out)})`,
+      );
     }
     return [{ dtype: x.dtype, shape }];
   },
@@ -378,7 +397,11 @@ const GatherOp: OpDef<{ axis: number }> = {
     const front = [...range(axis, axis + q), ...range(0, axis), ...range(axis + q, g.rank)];
     const gFront = transpose(g, front);
     const dataFront = [axis, ...range(0, axis), ...range(axis + 1, data.rank)];
-    const target = zeros(data.graph, dataFront.map((a) => data.shape[a]), data.dtype);
+    const target = zeros(
+      data.graph,
+      dataFront.map((a) => data.shape[a]),
+      data.dtype,
+    );
     const idx = unsqueeze(cast(indices, 'int64'), indices.rank);
     const scattered = scatterAdd(target, idx, gFront);
     const back = new Array<number>(data.rank);

@@ -1,0 +1,355 @@
+// The graph layer beyond single-op rules: composite blocks, ties, pruning of the backward
+// pass, external data, session reuse and the errors users of the layer see.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { apply1, type OpDef } from '../../engine/graph/graph.ts';
+import * as G from '../../engine/graph/index.ts';
+import { openSessionCount } from '../../engine/graph/runner.ts';
+import { gradCheck, rng, toleranceFor } from '../gradcheck.ts';
+
+function assertGradOk(result: Awaited<ReturnType<typeof gradCheck>>, what: string) {
+  const tol = toleranceFor(result.dtype);
+  for (const k of result.checks) {
+    assert.ok(
+      k.error <= tol * k.scale + 1e-4,
+      `${what} d/d${k.name}: analytic ${k.analytic} vs numeric ${k.numeric} (${result.dtype})`,
+    );
+  }
+}
+
+function memoryWeight(values: Float32Array): G.WeightData {
+  const bytes = new Uint8Array(values.buffer.slice(0));
+  return {
+    byteLength: bytes.byteLength,
+    fingerprint: createHash('sha256').update(bytes).digest('hex'),
+    read: () => bytes,
+  };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'clora-graph-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('composite gradients', () => {
+  it('an SD-style transformer block: self-attention, cross-attention, GEGLU, LayerNorms', async () => {
+    const c = 8;
+    const ctxDim = 6;
+    const heads = 2;
+    const result = await gradCheck(
+      (g, [x, ctx]) => {
+        const r = rng(7);
+        const w = (_name: string, shape: number[]) =>
+          g.constant(
+            Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (r() * 2 - 1) * 0.4),
+            shape,
+            x.dtype,
+          );
+        const ln = (h: G.Tensor, i: number) => G.layerNorm(h, w(`ln${i}g`, [c]), w(`ln${i}b`, [c]));
+        const attention = (h: G.Tensor, context: G.Tensor, i: number, kv: number) => {
+          const q = G.linear(h, w(`q${i}`, [c, c]));
+          const k = G.linear(context, w(`k${i}`, [c, kv]));
+          const v = G.linear(context, w(`v${i}`, [c, kv]));
+          return G.linear(G.multiHeadAttention(q, k, v, heads).out, w(`o${i}`, [c, c]), w(`ob${i}`, [c]));
+        };
+        let h = x;
+        const n1 = ln(h, 1);
+        h = G.add(h, attention(n1, n1, 1, c));
+        h = G.add(h, attention(ln(h, 2), ctx, 2, ctxDim));
+        const [a, gate] = G.split(G.linear(ln(h, 3), w('ff0', [8 * c, c]), w('ff0b', [8 * c])), -1, 2);
+        h = G.add(h, G.linear(G.mul(a, G.gelu(gate)), w('ff2', [c, 4 * c]), w('ff2b', [c])));
+        return h;
+      },
+      [
+        { name: 'x', shape: ['B', 'N', c], dims: [2, 5, c] },
+        { name: 'ctx', shape: ['B', 3, ctxDim], dims: [2, 3, ctxDim] },
+      ],
+      { directions: 3 },
+    );
+    assertGradOk(result, 'transformer block');
+  });
+
+  it('a ResNet block: GroupNorm, SiLU, conv, time-embedding add, conv shortcut', async () => {
+    const cin = 4;
+    const cout = 6;
+    const temb = 5;
+    const result = await gradCheck(
+      (g, [x, t]) => {
+        const r = rng(11);
+        const w = (shape: number[]) =>
+          g.constant(
+            Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (r() * 2 - 1) * 0.3),
+            shape,
+            x.dtype,
+          );
+        let h = G.silu(G.groupNorm(x, w([cin]), w([cin]), 2));
+        h = G.conv2d(h, w([cout, cin, 3, 3]), w([cout]), { padding: 1 });
+        const tproj = G.linear(G.silu(t), w([cout, temb]), w([cout]));
+        h = G.add(h, G.reshape(tproj, [-1, cout, 1, 1]));
+        h = G.conv2d(G.silu(G.groupNorm(h, w([cout]), w([cout]), 2)), w([cout, cout, 3, 3]), w([cout]), {
+          padding: 1,
+        });
+        return G.add(G.conv2d(x, w([cout, cin, 1, 1]), w([cout])), h);
+      },
+      [
+        { name: 'x', shape: ['B', cin, 'H', 'W'], dims: [2, cin, 4, 6] },
+        { name: 't', shape: ['B', temb], dims: [2, temb] },
+      ],
+      { directions: 3 },
+    );
+    assertGradOk(result, 'resnet block');
+  });
+});
+
+describe('gradient details', () => {
+  it('splits the gradient of a max evenly among ties', async () => {
+    const g = new G.Graph('ties');
+    const x = g.input('x', 'float32', [2, 4]);
+    const [gx] = G.grad([G.reduceSum(G.reduceMax(x, 1))], [x]);
+    g.output('gx', gx);
+    const m = await G.compile(g);
+    const out = await m.run({
+      x: G.hostTensor('float32', Float32Array.from([1, 3, 3, 2, 5, 5, 5, 0]), [2, 4]),
+    });
+    assert.deepEqual(
+      [...(out.gx.data as Float32Array)].map((v) => Number(v.toFixed(6))),
+      [0, 0.5, 0.5, 0, 0.333333, 0.333333, 0.333333, 0],
+    );
+    await m.release();
+  });
+
+  it('the checker itself catches a wrong rule', async () => {
+    const wrongSin: OpDef<Record<string, never>> = {
+      name: 'WrongSin',
+      infer: ([x]) => [{ dtype: x.dtype, shape: x.shape }],
+      emit: (n, out) => out.node('Sin', [out.name(n.inputs[0])], [out.name(n.outputs[0])]),
+      vjp: (n, [g]) => [g ? G.mul(g, G.sin(n.inputs[0])) : undefined], // should be cos
+    };
+    const result = await gradCheck((_, [x]) => apply1(wrongSin, [x], {}), [{ name: 'x', shape: [6] }]);
+    const tol = toleranceFor(result.dtype);
+    assert.ok(
+      result.checks.some((k) => k.error > tol * k.scale + 1e-4),
+      'a wrong VJP went unnoticed',
+    );
+  });
+
+  it('builds backward nodes only on paths from the chosen inputs to the outputs', () => {
+    const nodesAddedByGrad = (withUnrelatedBranch: boolean) => {
+      const g = new G.Graph('prune');
+      const x = g.input('x', 'float32', [3]);
+      const z = g.input('z', 'float32', [3]);
+      let loss = G.reduceSum(G.mul(x, G.sin(x)));
+      if (withUnrelatedBranch) loss = G.add(loss, G.reduceSum(G.exp(G.tanh(z))));
+      const before = g.nodes.length;
+      G.grad([loss], [x]);
+      return g.nodes.map((n) => n.op.name).slice(before);
+    };
+    assert.deepEqual(nodesAddedByGrad(true), nodesAddedByGrad(false));
+  });
+
+  it('gives a zero gradient for an input that does not reach the output', async () => {
+    const g = new G.Graph('unreached');
+    const x = g.input('x', 'float32', ['N']);
+    const y = g.input('y', 'float32', ['N']);
+    const [gy] = G.grad([G.reduceSum(G.mul(x, x))], [y]);
+    g.output('gy', gy);
+    const m = await G.compile(g);
+    const out = await m.run({
+      x: G.hostTensor('float32', Float32Array.from([1, 2]), [2]),
+      y: G.hostTensor('float32', Float32Array.from([3, 4]), [2]),
+    });
+    assert.deepEqual([...(out.gy.data as Float32Array)], [0, 0]);
+    await m.release();
+  });
+});
+
+describe('external data', () => {
+  it('writes large weights to a cache directory keyed by content and reuses them', async () => {
+    const build = (scale: number) => {
+      const g = new G.Graph('extdata');
+      const x = g.input('x', 'float32', ['B', 64]);
+      const w1 = g.weight(
+        'w1',
+        'float32',
+        [128, 64],
+        memoryWeight(Float32Array.from({ length: 128 * 64 }, (_, i) => Math.sin(i) * scale)),
+      );
+      const w2 = g.weight(
+        'w2',
+        'float32',
+        [64],
+        memoryWeight(Float32Array.from({ length: 64 }, (_, i) => i / 64)),
+      );
+      g.output('y', G.linear(G.add(x, w2), w1));
+      return g;
+    };
+    const feeds = {
+      x: G.hostTensor(
+        'float32',
+        Float32Array.from({ length: 128 }, (_, i) => Math.cos(i)),
+        [2, 64],
+      ),
+    };
+    const cacheDir = join(tmp, 'cache');
+    const inMemory = await G.compile(build(1), { externalDataThreshold: 1 << 20 });
+    const external = await G.compile(build(1), { externalDataThreshold: 1024, cacheDir });
+    assert.equal(external.stats.reusedCache, false);
+    const entries = readdirSync(cacheDir);
+    assert.equal(entries.length, 1);
+    const dir = join(cacheDir, entries[0]);
+    assert.ok(existsSync(join(dir, 'model.onnx')) && existsSync(join(dir, 'weights.bin')));
+    // w2 (256 bytes, used first) at 0, then w1 on the next page boundary.
+    assert.equal(statSync(join(dir, 'weights.bin')).size, 4096 + 128 * 64 * 4);
+    const a = await inMemory.run(feeds);
+    const b = await external.run(feeds);
+    assert.deepEqual(a.y.data, b.y.data);
+    await external.release();
+
+    const again = await G.compile(build(1), { externalDataThreshold: 1024, cacheDir });
+    assert.equal(again.stats.reusedCache, true);
+    assert.deepEqual((await again.run(feeds)).y.data, a.y.data);
+    await again.release();
+
+    const other = await G.compile(build(2), { externalDataThreshold: 1024, cacheDir });
+    assert.equal(other.stats.reusedCache, false, 'different weights must not hit the same cache entry');
+    assert.equal(readdirSync(cacheDir).length, 2);
+    await other.release();
+    await inMemory.release();
+  });
+
+  it('refuses a large model without a cache directory', () => {
+    const g = new G.Graph('nocache');
+    const x = g.input('x', 'float32', [4]);
+    g.output('y', G.mul(x, g.weight('w', 'float32', [4], memoryWeight(new Float32Array(4)))));
+    assert.throws(() => G.emitModel(g, { externalDataThreshold: 1 }), /cache directory/);
+  });
+});
+
+describe('runner', () => {
+  const sumModel = () => {
+    const g = new G.Graph('runner');
+    const x = g.input('x', 'float32', ['B', 3, 'H', 'W']);
+    const y = g.input('y', 'float32', ['B', 3]);
+    g.output('s', G.add(G.reduceSum(x, [2, 3]), y));
+    return g;
+  };
+
+  it('shares one session between compiles of the same graph and releases it', async () => {
+    const before = openSessionCount();
+    const a = await G.compile(sumModel());
+    const b = await G.compile(sumModel());
+    assert.equal(openSessionCount(), before + 1);
+    await a.release();
+    assert.equal(openSessionCount(), before + 1);
+    await b.release();
+    assert.equal(openSessionCount(), before);
+    await assert.rejects(a.run({}), /released/);
+  });
+
+  it('names the input in shape, dtype and binding errors', async () => {
+    const m = await G.compile(sumModel());
+    const x = G.hostTensor('float32', new Float32Array(2 * 3 * 4 * 5), [2, 3, 4, 5]);
+    const y = G.hostTensor('float32', new Float32Array(6), [2, 3]);
+    assert.equal((await m.run({ x, y })).s.dims.join(','), '2,3');
+    await assert.rejects(m.run({ x }), /input 'y' .* is missing/);
+    await assert.rejects(m.run({ x, y, z: y }), /no input 'z'/);
+    await assert.rejects(
+      m.run({ x, y: G.hostTensor('float64', new Float64Array(6), [2, 3]) }),
+      /input 'y' must be float32, got float64/,
+    );
+    await assert.rejects(
+      m.run({ x: G.hostTensor('float32', new Float32Array(2 * 4 * 4 * 5), [2, 4, 4, 5]), y }),
+      /input 'x' axis 1 must be 3, got 4/,
+    );
+    await assert.rejects(
+      m.run({ x, y: G.hostTensor('float32', new Float32Array(9), [3, 3]) }),
+      /dimension B is 2 from input 'x' axis 0 but 3 from input 'y' axis 0/,
+    );
+    await assert.rejects(m.run({ x, y }, ['nope']), /no output 'nope'/);
+    await m.release();
+  });
+
+  it('runs float16 graphs', async () => {
+    const g = new G.Graph('half');
+    const x = g.input('x', 'float16', [4]);
+    g.output('y', G.mul(x, 2));
+    const m = await G.compile(g);
+    const half = Uint16Array.from([1, 2, 3, 4].map(G.float32ToFloat16Bits));
+    const out = await m.run({ x: new ort.Tensor('float16', half, [4]) });
+    const values = [...(out.y.data as Uint16Array)].map(G.float16BitsToFloat32);
+    assert.deepEqual(values, [2, 4, 6, 8]);
+    await m.release();
+  });
+});
+
+describe('build-time errors name the op, the shapes and what to change', () => {
+  const g = new G.Graph('errors');
+  const a = g.input('a', 'float32', [2, 3]);
+  const b = g.input('b', 'float32', [4, 5]);
+  const ids = g.input('ids', 'int64', [2]);
+
+  it('matmul inner dimensions', () => {
+    assert.throws(
+      () => G.matmul(a, b),
+      /MatMul: inner dimensions differ \(3 vs 4\).*a float32 \[2,3\], b float32 \[4,5\]/,
+    );
+  });
+  it('broadcasting', () => {
+    assert.throws(
+      () => G.add(a, b),
+      /Add: dimensions 2 and 4 at axis -2 do not broadcast.*a float32 \[2,3\], b float32 \[4,5\].*equal or 1/,
+    );
+  });
+  it('dtype mismatch', () => {
+    const h = g.input('h', 'float16', [2, 3]);
+    assert.throws(
+      () => G.add(a, h),
+      /Add: inputs have different dtypes \(float32 and float16\).*Cast one with cast\(\)/,
+    );
+  });
+  it('unknown dtype', () => {
+    assert.throws(() => g.input('bad', 'float8' as never, [1]), /unknown dtype "float8"/);
+  });
+  it('reshape element count', () => {
+    assert.throws(() => G.reshape(a, [4, 2]), /Reshape: cannot reshape 6 elements into \[4,2\]/);
+  });
+  it('conv channel count', () => {
+    const x = g.input('x', 'float32', [1, 3, 8, 8]);
+    const w = g.input('w', 'float32', [4, 2, 3, 3]);
+    assert.throws(() => G.conv2d(x, w), /Conv: x has 3 channels but the weight expects 2/);
+  });
+  it('gradient with respect to an integer input', () => {
+    const y = G.gather(a, ids, 0);
+    assert.throws(
+      () => G.grad([G.reduceSum(y)], [ids]),
+      /cannot differentiate with respect to ids int64 \[2\].*choose a float input/,
+    );
+  });
+  it('a gradient of a non-scalar output without a seed', () => {
+    assert.throws(() => G.grad([G.mul(a, 2)], [a]), /is not a scalar; reduce it or give a seed/);
+  });
+  it('a cycle in the node list', () => {
+    const c = new G.Graph('cycle');
+    const x = c.input('x', 'float32', [2]);
+    const y = G.sin(x);
+    const z = G.cos(y);
+    c.output('z', z);
+    c.nodes.reverse(); // the consumer now comes before its producer
+    assert.throws(() => G.emitModel(c), /Cos: its input .* is produced after it — the graph has a cycle/);
+  });
+  it('a symbolic dimension no input declares', () => {
+    const c = new G.Graph('orphan');
+    const x = c.input('x', 'float32', [6]);
+    c.output('y', G.expand(x, ['K', 6]));
+    assert.throws(() => G.emitModel(c), /symbolic dimension 'K' is not the size of any input axis/);
+  });
+  it('tensors from another graph', () => {
+    const other = new G.Graph('other');
+    const o = other.input('o', 'float32', [2, 3]);
+    assert.throws(() => G.add(a, o), /Add: input 1 belongs to another graph/);
+  });
+});
