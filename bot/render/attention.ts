@@ -1,0 +1,175 @@
+// Per-token cross-attention maps as a sheet of labelled viridis heat maps, with a colour bar.
+import { viridis } from './colormap.ts';
+import { type EncodedImage, encodeRgbImage } from './encode.ts';
+import { charsThatFit, drawText, lineHeight, textWidth } from './font.ts';
+import { DEFAULT_MAX_BYTES } from './limits.ts';
+import type { RenderBudget } from './masks.ts';
+import { createImage, fillRect, type RgbImage, strokeRect } from './raster.ts';
+import {
+  captionLines,
+  drawCentredLines,
+  LABEL_SCALE,
+  labelBlockHeight,
+  nameLinesNeeded,
+  THEME,
+  type TileGrid,
+  tileGrid,
+  tileOrigin,
+} from './sheet.ts';
+
+/** One token's attention map, rows × cols of the set, row-major; `label` e.g. "cat (P0)". */
+export interface TokenAttentionMap {
+  readonly label: string;
+  readonly values: Float32Array;
+}
+
+export interface AttentionMapSet {
+  readonly rows: number;
+  readonly cols: number;
+  readonly maps: readonly TokenAttentionMap[];
+}
+
+export interface AttentionSheetOptions extends RenderBudget {
+  /**
+   * 'per-map' (default): each map scaled from its own min to its own max, as the CLoRA loss normalises them;
+   * 'shared': one min…max over all maps, so strengths compare across tokens.
+   */
+  readonly normalize?: 'per-map' | 'shared';
+  /** Longest side of one heat map, in pixels (rounded down to whole cells). Default 160. */
+  readonly tileSize?: number;
+  readonly columns?: number;
+}
+
+export interface AttentionSheetLayout {
+  readonly grid: TileGrid;
+  readonly cell: number;
+  readonly mapWidth: number;
+  readonly mapHeight: number;
+  /** Offset of a caption below its tile's top edge. */
+  readonly captionTop: number;
+  /** Lines a caption may use for the label (then one line for the peak). */
+  readonly nameLines: number;
+  /** Colour bar: position and size in the sheet. */
+  readonly bar: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
+  readonly width: number;
+  readonly height: number;
+}
+
+const BAR_HEIGHT = 12;
+
+/** Where the heat maps, captions and colour bar go; each heat map sits 1 px inside its tile's frame. */
+export function attentionSheetLayout(
+  set: AttentionMapSet,
+  options: AttentionSheetOptions = {},
+): AttentionSheetLayout {
+  const { rows, cols } = set;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) {
+    throw new RangeError(`attention map size must be positive integers, got ${rows}×${cols}`);
+  }
+  if (set.maps.length === 0) throw new RangeError('attentionMapsSheet: no maps to draw');
+  for (const { label, values } of set.maps) {
+    if (values.length !== rows * cols) {
+      throw new RangeError(`attention map '${label}' has ${values.length} values, expected ${rows}×${cols}`);
+    }
+  }
+  const cell = Math.max(1, Math.floor((options.tileSize ?? 160) / Math.max(rows, cols)));
+  const mapWidth = cols * cell;
+  const mapHeight = rows * cell;
+  const captionTop = mapHeight + 2 + 6;
+  const nameLines = nameLinesNeeded(
+    set.maps.map((m) => m.label),
+    mapWidth + 2,
+    2,
+  );
+  const grid = tileGrid(set.maps.length, mapWidth + 2, captionTop + labelBlockHeight(nameLines + 1), {
+    columns: options.columns,
+  });
+  const barY = grid.height - grid.margin + grid.gap;
+  const bar = { x: grid.margin, y: barY, width: grid.width - 2 * grid.margin, height: BAR_HEIGHT };
+  const height = barY + BAR_HEIGHT + 4 + lineHeight(LABEL_SCALE) + grid.margin;
+  return { grid, cell, mapWidth, mapHeight, captionTop, nameLines, bar, width: grid.width, height };
+}
+
+function finiteRange(values: Float32Array, into: { min: number; max: number }): void {
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < into.min) into.min = v;
+    if (v > into.max) into.max = v;
+  }
+}
+
+/** "0.0831", "1.49e-6": three significant digits, short enough for a caption. */
+function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (value === 0) return '0';
+  const magnitude = Math.abs(value);
+  return magnitude >= 1e-3 && magnitude < 1e4 ? value.toPrecision(3) : value.toExponential(2);
+}
+
+/**
+ * Draws the sheet: one heat map per token (nearest-upscaled, viridis: dark purple = low, yellow = high),
+ * captioned with its label and peak value, in a grid; below, a colour bar from min to max.
+ * A flat map (min = max) is drawn at the low end; non-finite values count as the minimum.
+ */
+export function drawAttentionMapsSheet(set: AttentionMapSet, options: AttentionSheetOptions = {}): RgbImage {
+  const layout = attentionSheetLayout(set, options);
+  const { grid, cell, mapWidth, mapHeight, bar } = layout;
+  const shared = options.normalize === 'shared';
+  const sharedRange = { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
+  if (shared) for (const { values } of set.maps) finiteRange(values, sharedRange);
+
+  const out = createImage(layout.width, layout.height, THEME.background);
+  set.maps.forEach(({ label, values }, index) => {
+    const range = shared ? sharedRange : { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
+    if (!shared) finiteRange(values, range);
+    const span = range.max - range.min;
+    const { x, y } = tileOrigin(grid, index);
+    strokeRect(out, x, y, mapWidth + 2, mapHeight + 2, 1, THEME.frame);
+    for (let row = 0; row < set.rows; row++) {
+      for (let col = 0; col < set.cols; col++) {
+        const v = values[row * set.cols + col]!;
+        const t = span > 0 && Number.isFinite(v) ? (v - range.min) / span : 0;
+        fillRect(out, x + 1 + col * cell, y + 1 + row * cell, cell, cell, viridis(t));
+      }
+    }
+    const own = { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
+    finiteRange(values, own);
+    const caption = captionLines(label, `peak ${formatValue(own.max)}`, grid.tileWidth, layout.nameLines);
+    drawCentredLines(out, caption, x, y + layout.captionTop, grid.tileWidth);
+  });
+
+  for (let i = 0; i < bar.width; i++) {
+    fillRect(out, bar.x + i, bar.y, 1, bar.height, viridis(bar.width > 1 ? i / (bar.width - 1) : 0));
+  }
+  const textY = bar.y + bar.height + 4;
+  const low = shared ? formatValue(sharedRange.min) : 'min';
+  const high = shared ? formatValue(sharedRange.max) : 'max';
+  drawText(out, low, bar.x, textY, LABEL_SCALE, THEME.dimText);
+  const highWidth = textWidth(high, LABEL_SCALE);
+  drawText(out, high, bar.x + bar.width - highWidth, textY, LABEL_SCALE, THEME.dimText);
+  const middle = shared ? 'shared scale' : 'each map: own scale';
+  const middleWidth = textWidth(middle, LABEL_SCALE);
+  const free = bar.width - textWidth(low, LABEL_SCALE) - highWidth;
+  if (charsThatFit(free, LABEL_SCALE) >= middle.length + 2) {
+    drawText(
+      out,
+      middle,
+      bar.x + Math.floor((bar.width - middleWidth) / 2),
+      textY,
+      LABEL_SCALE,
+      THEME.dimText,
+    );
+  }
+  return out;
+}
+
+/** drawAttentionMapsSheet encoded as PNG (within `maxBytes`). */
+export function attentionMapsSheet(
+  set: AttentionMapSet,
+  options: AttentionSheetOptions = {},
+): Promise<EncodedImage> {
+  return encodeRgbImage(drawAttentionMapsSheet(set, options), {
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    prefer: 'png',
+  });
+}
