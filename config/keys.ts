@@ -1,0 +1,170 @@
+// The configuration keys: one entry per environment variable, each with its value kind (a zod
+// schema plus a sentence saying what it expects), default, description and secrecy.
+import { z } from 'zod';
+
+/** A kind of value: how to parse it and how to say what it expects in an error. */
+export interface ValueKind<S extends z.ZodType = z.ZodType> {
+  schema: S;
+  expects: string;
+}
+
+function kind<S extends z.ZodType>(schema: S, expects: string): ValueKind<S> {
+  return { schema, expects };
+}
+
+const text = (expects = 'a non-empty string') => kind(z.string().min(1), expects);
+
+const path = (what: string) => kind(z.string().min(1), `a path to ${what}`);
+
+const int = (min: number, max: number) =>
+  kind(z.coerce.number().int().min(min).max(max), `an integer from ${min} to ${max}`);
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return kind(z.enum(values), `one of ${values.join(', ')}`);
+}
+
+function url(protocols: string[], what: string) {
+  const schema = z
+    .string()
+    .refine((s) => URL.canParse(s) && protocols.includes(new URL(s).protocol), { message: 'bad URL' });
+  return kind(schema, `${what} (${protocols.map((p) => `${p}//`).join(' or ')})`);
+}
+
+const snowflake = () => kind(z.string().regex(/^\d{17,20}$/), 'a Discord snowflake id (17 to 20 digits)');
+
+const prefixedToken = (prefix: string, what: string) =>
+  kind(z.string().regex(new RegExp(`^${prefix}[A-Za-z0-9-]{10,}$`)), `${what} (${prefix}…)`);
+
+interface KeyMeta<Out> {
+  description: string;
+  default?: Out;
+  /** How the default reads in the docs when it is computed rather than a constant. */
+  defaultText?: string;
+  secret?: boolean;
+}
+
+/** One configuration key; `schema` already carries its default (or is optional). */
+export interface ConfigKey<S extends z.ZodType = z.ZodType> extends ValueKind<S> {
+  description: string;
+  defaultText?: string;
+  secret: boolean;
+}
+
+function optional<S extends z.ZodType>(k: ValueKind<S>, meta: KeyMeta<never>): ConfigKey<z.ZodOptional<S>> {
+  return { ...meta, schema: k.schema.optional(), expects: k.expects, secret: meta.secret ?? false };
+}
+
+function withDefault<S extends z.ZodType>(
+  k: ValueKind<S>,
+  value: z.output<S>,
+  meta: Omit<KeyMeta<z.output<S>>, 'default'>,
+): ConfigKey<z.ZodDefault<S>> {
+  return {
+    ...meta,
+    // biome-ignore lint/suspicious/noExplicitAny: zod's default() wants its own no-undefined helper type
+    schema: k.schema.default(value as any),
+    expects: k.expects,
+    defaultText: meta.defaultText ?? String(value),
+    secret: meta.secret ?? false,
+  };
+}
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Every key, in the order the docs list them. */
+export const configKeys = {
+  MODEL_PATH: optional(path('an SD 1.5 checkpoint (a diffusers folder or a single .safetensors file)'), {
+    description: 'SD 1.5 checkpoint: a diffusers folder or a single .safetensors file (LDM key layout)',
+  }),
+  TOKENIZER_DIR: optional(path('a folder holding vocab.json and merges.txt'), {
+    description: 'CLIP tokenizer folder (vocab.json, merges.txt); set it for a single-file checkpoint',
+    defaultText: '<MODEL_PATH>/tokenizer',
+  }),
+  LORA_DIR: optional(path('a folder of LoRA .safetensors files'), {
+    description: 'folder of LoRA .safetensors files the bot offers',
+    defaultText: 'loras (under the working directory)',
+  }),
+  CACHE_DIR: optional(path('a writable folder'), {
+    description: 'cache for compiled ONNX graphs and external weight data, keyed by content hash',
+    defaultText: '.cache (under the working directory)',
+  }),
+  REDIS_URL: optional(url(['redis:', 'rediss:'], 'a Redis URL'), {
+    description: 'Redis for the BullMQ queue and GPU workers; unset runs the engine inside the bot process',
+  }),
+  PLAYGROUND_PORT: withDefault(int(0, 65535), 3000, {
+    description: 'port of the local playground (0 picks a free one)',
+  }),
+  PLAYGROUND_HOST: withDefault(text('a host name or address'), '127.0.0.1', {
+    description: 'address the playground listens on; keep it local unless you mean to share it',
+  }),
+  ENGINE_DEVICE: withDefault(oneOf(['cpu', 'cuda']), 'cpu', {
+    description: 'ONNX Runtime execution provider',
+  }),
+  ENGINE_THREADS: withDefault(int(0, 1024), 0, {
+    description: 'intra-op threads for the CPU provider; 0 lets ONNX Runtime decide',
+  }),
+  ENGINE_DTYPE: withDefault(oneOf(['float32', 'float16']), 'float32', {
+    description: 'compute precision; float16 needs ENGINE_DEVICE=cuda',
+  }),
+  MAX_LORAS: withDefault(int(1, 64), 8, { description: 'most LoRAs one /compose may use' }),
+  MAX_STEPS: withDefault(int(1, 1000), 150, { description: 'most denoising steps one job may ask for' }),
+  MAX_SIZE: withDefault(int(64, 4096), 1024, { description: 'largest image width or height in pixels' }),
+  USER_CONCURRENCY: withDefault(int(1, 100), 1, {
+    description: 'jobs one user may have queued or running at once',
+  }),
+  QUEUE_CAP_PER_SCOPE: withDefault(int(1, 100_000), 20, {
+    description: 'jobs one Discord server or Slack workspace may have queued or running at once',
+  }),
+  RESULT_TTL_SECONDS: withDefault(int(10, 30 * 24 * 3600), 24 * 3600, {
+    description: 'how long finished jobs (request, images, masks) are kept for reruns and buttons',
+  }),
+  LORA_UPLOAD_MAX_MB: withDefault(int(1, 4096), 256, {
+    description: 'largest LoRA file an admin may upload',
+  }),
+  LOG_LEVEL: withDefault(oneOf(logLevels), 'info', { description: 'least severe log level written' }),
+  DISCORD_TOKEN: optional(text('a Discord bot token'), {
+    description: 'Discord bot token; set it to run the Discord adapter',
+    secret: true,
+  }),
+  DISCORD_APPLICATION_ID: optional(snowflake(), {
+    description: 'Discord application id, for registering slash commands (needed with DISCORD_TOKEN)',
+  }),
+  DISCORD_GUILD_ID: optional(snowflake(), {
+    description: 'register commands to this one server only (instant updates while testing)',
+  }),
+  DISCORD_ADMIN_ROLE: optional(text('a role name or id'), {
+    description: 'role allowed to upload and remove LoRAs (server administrators always may)',
+  }),
+  DISCORD_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
+    description: 'Discord REST API base, for a test double',
+    defaultText: "discord.js's default",
+  }),
+  DISCORD_GATEWAY_URL: optional(url(['wss:', 'ws:'], 'a WebSocket URL'), {
+    description: 'Discord gateway, for a test double',
+    defaultText: 'as the REST API announces',
+  }),
+  SLACK_BOT_TOKEN: optional(prefixedToken('xoxb-', 'a Slack bot token'), {
+    description: 'Slack bot token; set it to run the Slack adapter',
+    secret: true,
+  }),
+  SLACK_SIGNING_SECRET: optional(text('the Slack signing secret'), {
+    description: 'Slack signing secret, for HTTP events (needed unless SLACK_APP_TOKEN is set)',
+    secret: true,
+  }),
+  SLACK_APP_TOKEN: optional(prefixedToken('xapp-', 'a Slack app-level token'), {
+    description: 'Slack app-level token; set it to use Socket Mode instead of HTTP events',
+    secret: true,
+  }),
+  SLACK_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
+    description: 'Slack Web API base, for a test double',
+    defaultText: 'https://slack.com/api/',
+  }),
+};
+
+export type ConfigKeyName = keyof typeof configKeys;
+
+/** The parsed keys: defaults applied, optional ones possibly undefined. */
+export type ConfigValues = { [K in ConfigKeyName]: z.output<(typeof configKeys)[K]['schema']> };
+
+/** The file that may hold any of the keys; only ever read from the environment. */
+export const configFileKey = 'CLORA_CONFIG';
