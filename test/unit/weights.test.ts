@@ -88,9 +88,15 @@ describe('SafetensorsFile', () => {
 
   it('converts F16, BF16, F64 and F8 values to float32', () => {
     const file = SafetensorsFile.open(path);
-    assert.deepEqual([...file.float32('w.f32')], [...new Float32Array(f32([1, -2, 0.5, 3.25, -0, 1e-30]).buffer)]);
+    assert.deepEqual(
+      [...file.float32('w.f32')],
+      [...new Float32Array(f32([1, -2, 0.5, 3.25, -0, 1e-30]).buffer)],
+    );
     assert.deepEqual([...file.float32('w.f16')], [1, -2, 65504, 2 ** -24]);
-    assert.deepEqual([...file.float32('w.bf16')], [1, -3.5, new Float32Array(new Uint32Array([0x71490000]).buffer)[0]]);
+    assert.deepEqual(
+      [...file.float32('w.bf16')],
+      [1, -3.5, new Float32Array(new Uint32Array([0x71490000]).buffer)[0]],
+    );
     assert.deepEqual([...file.float32('w.f64')], [Math.fround(0.1), -7]);
     assert.deepEqual([...file.float32('scalar')], [4]);
     assert.equal(file.float32('empty').length, 0);
@@ -114,7 +120,11 @@ describe('SafetensorsFile', () => {
     const a = file.weightData('w.f32', 'float32');
     assert.equal(a.byteLength, 24);
     assert.deepEqual(a.read(), sample[0].data);
-    assert.ok(a.fingerprint.includes(path) && a.fingerprint.includes('w.f32') && a.fingerprint.includes('F32>float32'));
+    assert.ok(
+      a.fingerprint.includes(path) &&
+        a.fingerprint.includes('w.f32') &&
+        a.fingerprint.includes('F32>float32'),
+    );
 
     const half = file.weightData('w.f32', 'float16');
     assert.equal(half.byteLength, 12);
@@ -149,7 +159,10 @@ describe('SafetensorsFile', () => {
     file.close();
     assert.deepEqual(w.read(), sample[0].data);
     file.close();
-    writeFileSync(copy, encodeSafetensors([{ ...sample[0], data: f32([9, 9, 9, 9, 9, 9]) }, ...sample.slice(1)]));
+    writeFileSync(
+      copy,
+      encodeSafetensors([{ ...sample[0], data: f32([9, 9, 9, 9, 9, 9]) }, ...sample.slice(1)]),
+    );
     utimesSync(copy, new Date(), new Date(Date.now() + 5000));
     assert.throws(() => w.read(), /changed on disk since it was opened/);
   });
@@ -157,8 +170,14 @@ describe('SafetensorsFile', () => {
   it('keeps different files and ranges apart in fingerprints', () => {
     const one = SafetensorsFile.open(writeFile(encodeSafetensors(sample)));
     const two = SafetensorsFile.open(writeFile(encodeSafetensors(sample)));
-    assert.notEqual(one.weightData('w.f32', 'float32').fingerprint, two.weightData('w.f32', 'float32').fingerprint);
-    assert.notEqual(one.weightData('w.f32', 'float32').fingerprint, one.weightData('scalar', 'float32').fingerprint);
+    assert.notEqual(
+      one.weightData('w.f32', 'float32').fingerprint,
+      two.weightData('w.f32', 'float32').fingerprint,
+    );
+    assert.notEqual(
+      one.weightData('w.f32', 'float32').fingerprint,
+      one.weightData('scalar', 'float32').fingerprint,
+    );
     one.close();
     two.close();
   });
@@ -172,7 +191,11 @@ describe('SafetensorsFile', () => {
 
 describe('SafetensorsFile refuses damaged files', () => {
   const good = encodeSafetensors(sample.slice(0, 3));
-  const tensor = (dtype: string, shape: unknown, offsets: unknown) => ({ dtype, shape, data_offsets: offsets });
+  const tensor = (dtype: string, shape: unknown, offsets: unknown) => ({
+    dtype,
+    shape,
+    data_offsets: offsets,
+  });
 
   it('a truncated file (tensor past the end)', () => {
     const path = writeFile(good);
@@ -209,7 +232,10 @@ describe('SafetensorsFile refuses damaged files', () => {
   it('malformed shapes and offsets', () => {
     expectDefect(rawFile({ a: tensor('F32', [1.5], [0, 4]) }, 4), /shape that is not a list of sizes/);
     expectDefect(rawFile({ a: tensor('F32', [1], [4]) }, 4), /data_offsets that are not two byte positions/);
-    expectDefect(rawFile({ a: tensor('F32', [1], [-4, 0]) }, 4), /data_offsets that are not two byte positions/);
+    expectDefect(
+      rawFile({ a: tensor('F32', [1], [-4, 0]) }, 4),
+      /data_offsets that are not two byte positions/,
+    );
     expectDefect(rawFile({ a: tensor('F32', [0], [4, 0]) }, 4), /run backwards/);
     expectDefect(rawFile({ a: 5 }, 0), /not an object/);
   });
@@ -230,7 +256,10 @@ describe('SafetensorsFile refuses damaged files', () => {
   });
 
   it('a pickled PyTorch file renamed to .safetensors', () => {
-    expectDefect(writeFile(Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0, 0, 0, 0])), /PyTorch \(zip\/pickle\).*safetensors/);
+    expectDefect(
+      writeFile(Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0, 0, 0, 0])),
+      /PyTorch \(zip\/pickle\).*safetensors/,
+    );
     expectDefect(writeFile(Uint8Array.from([0x80, 2, 0x7d, 0x71, 0, 0, 0, 0, 0])), /pickle file/);
   });
 
