@@ -1,0 +1,78 @@
+// /compose help: the syntax with examples, each shown with the prompt it really produces.
+
+import type { MessageReply } from '../reply.ts';
+import { applySuggestion, type ComposeError, pointAtError } from './errors.ts';
+import { COMPOSE_OPTIONS } from './options.ts';
+import { parseCompose } from './parse.ts';
+import { type ComposeSettings, DEFAULT_COMPOSE_SETTINGS } from './request.ts';
+
+/** Commands the help shows; a test checks that each one parses. */
+export const COMPOSE_EXAMPLES = {
+  list: 'cat:<tabby> penguin:<plush-penguin> in a house',
+  three: 'cat:<tabby> dog:<corgi> owl:<barn-owl> on a sofa',
+  sentence: 'a cat:<tabby> chasing a penguin:<plush-penguin> on the ice',
+  quoted: '"red panda":<red-panda>@0.8 eating bamboo style:<watercolor>@0.6',
+  options: 'cat:<tabby> in a garden --seed 42 --steps 30 --size 512x768 --neg "blurry, extra legs"',
+} as const;
+
+function promptOf(command: string, settings: ComposeSettings): string {
+  const parsed = parseCompose(command, settings);
+  return parsed.ok ? parsed.request.prompt : '(example does not parse)';
+}
+
+function example(command: string, settings: ComposeSettings): string {
+  return `\`/compose ${command}\`\n→ “${promptOf(command, settings)}”`;
+}
+
+export function helpReply(settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS): MessageReply {
+  const { limits } = settings;
+  const options = COMPOSE_OPTIONS.map((o) => `\`${o.usage}\` ${o.summary(settings)}`).join('\n');
+  return {
+    kind: 'message',
+    ephemeral: true,
+    card: {
+      title: '/compose: several LoRAs in one picture',
+      description:
+        'Bind each subject of your prompt to a LoRA with `subject:<lora>`. Every LoRA draws only its own ' +
+        `subject (CLoRA keeps them apart), up to ${limits.maxLoras} LoRAs a picture.`,
+      tone: 'brand',
+      fields: [
+        {
+          name: 'Bind subjects',
+          value:
+            `${example(COMPOSE_EXAMPLES.list, settings)}\n${example(COMPOSE_EXAMPLES.three, settings)}\n` +
+            'Bindings at the start become a list with “a”/“an”. The brackets are optional: `cat:tabby`.',
+        },
+        {
+          name: 'Your own sentence',
+          value: `${example(COMPOSE_EXAMPLES.sentence, settings)}\nA binding inside a sentence keeps your words.`,
+        },
+        {
+          name: 'Weights, several words, style',
+          value:
+            `${example(COMPOSE_EXAMPLES.quoted, settings)}\n` +
+            `\`@0.8\` sets a LoRA's strength (${limits.minWeight}–${limits.maxWeight}, default 1). ` +
+            'Quote subjects of several words. `style:<lora>` applies one style LoRA to the whole picture.',
+        },
+        {
+          name: 'Options',
+          value: `${options}\nAlso \`--seed=42\`. ${example(COMPOSE_EXAMPLES.options, settings)}`,
+        },
+      ],
+      footer: 'Under each picture: Rerun (same seed), New seed, Show masks, Compare with merge, Tweak.',
+    },
+  };
+}
+
+// Backticks typed by the user would close our code spans early.
+function inCode(text: string): string {
+  return text.replace(/`/g, 'ˋ');
+}
+
+/** A parse or resolve error as the user sees it: what is wrong, where, and the fix if we know it. */
+export function composeErrorReply(input: string, error: ComposeError): MessageReply {
+  const fixed = applySuggestion(input, error);
+  const lines = [`⚠️ ${error.message}`, '```', inCode(pointAtError(input, error)), '```'];
+  if (fixed !== null) lines.push(`Try: \`/compose ${inCode(fixed.replace(/^\s*\/compose\s*/i, ''))}\``);
+  return { kind: 'message', text: lines.join('\n'), ephemeral: true };
+}

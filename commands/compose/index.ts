@@ -1,0 +1,22 @@
+// The /compose language: parse, check against the catalog, format, tweak, explain.
+
+export { closestNames, editDistance } from './closest.ts';
+export {
+  applySuggestion,
+  type BindingSource,
+  type ComposeError,
+  type ComposeErrorCode,
+  type ComposeSource,
+  type ParseResult,
+  type ParseSuccess,
+  pointAtError,
+} from './errors.ts';
+export { formatCompose } from './format.ts';
+export { COMPOSE_EXAMPLES, composeErrorReply, helpReply } from './help.ts';
+export { COMPOSE_OPTIONS, type ComposeOption } from './options.ts';
+export { parseCompose } from './parse.ts';
+export { indefiniteArticle, subjectList } from './prompt.ts';
+export * from './request.ts';
+export { type LoraCatalog, loraCatalog, resolveLoras } from './resolve.ts';
+export { type ComposeTweak, type TweakError, type TweakResult, tweakRequest } from './tweak.ts';
+export { NO_STYLE_VALUE, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';

@@ -1,0 +1,139 @@
+// The normalised result of a /compose command: what the queue carries and the engine runs.
+
+/** A half-open range [start, end) of UTF-16 code units in a string. */
+export interface TextSpan {
+  start: number;
+  end: number;
+}
+
+/** One subject of the prompt bound to one LoRA: branch i of CLoRA. */
+export interface LoraBinding {
+  /** The subject's word(s) as they appear in the prompt, e.g. "cat" or "red panda". */
+  subject: string;
+  /** The LoRA's name in the catalog. */
+  lora: string;
+  /** Multiplier on the LoRA's alpha/rank scale, 0–2. */
+  weight: number;
+  /** Where the subject sits in `ComposeRequest.prompt`; the engine maps it to token positions. */
+  span: TextSpan;
+}
+
+/** A style LoRA applied to every branch, the base branch included. */
+export interface StyleBinding {
+  lora: string;
+  weight: number;
+}
+
+export const SAMPLERS = ['ddim', 'euler', 'euler_a', 'dpmpp_2m', 'dpmpp_2m_karras', 'pndm'] as const;
+export type Sampler = (typeof SAMPLERS)[number];
+
+/** clora: the method; merge: LoRAs summed into the weights; composite: per-step noise averaging; none: base model only. */
+export const COMPOSITION_METHODS = ['clora', 'merge', 'composite', 'none'] as const;
+export type CompositionMethod = (typeof COMPOSITION_METHODS)[number];
+
+export interface ComposeRequest {
+  /** The natural-language prompt P0, e.g. "a cat and a penguin in a house". */
+  prompt: string;
+  /** In prompt order; subjects and LoRAs are unique (case-insensitively). */
+  bindings: LoraBinding[];
+  style: StyleBinding | null;
+  negativePrompt: string;
+  /** null: the queue draws one; a finished job always records the seed it ran with. */
+  seed: number | null;
+  steps: number;
+  width: number;
+  height: number;
+  cfg: number;
+  sampler: Sampler;
+  method: CompositionMethod;
+  /** Send the attention-mask thumbnails with the image. */
+  masks: boolean;
+}
+
+/** Ranges a request must respect; an operator may tighten them for a small GPU. */
+export interface ComposeLimits {
+  /** Subject LoRAs plus the style LoRA. */
+  maxLoras: number;
+  minWeight: number;
+  maxWeight: number;
+  minSteps: number;
+  maxSteps: number;
+  minCfg: number;
+  maxCfg: number;
+  minSide: number;
+  maxSide: number;
+  /** SD 1.5's VAE and UNet need sides divisible by 64 for the 16×16 attention maps to line up. */
+  sideMultiple: number;
+  maxSeed: number;
+  maxPromptLength: number;
+  maxNegativeLength: number;
+}
+
+export const DEFAULT_COMPOSE_LIMITS: Readonly<ComposeLimits> = Object.freeze({
+  maxLoras: 8,
+  minWeight: 0,
+  maxWeight: 2,
+  minSteps: 1,
+  maxSteps: 150,
+  minCfg: 1,
+  maxCfg: 30,
+  minSide: 256,
+  maxSide: 1024,
+  sideMultiple: 64,
+  maxSeed: 2 ** 32 - 1,
+  maxPromptLength: 1000,
+  maxNegativeLength: 1000,
+});
+
+/** What an option left out means. */
+export interface ComposeDefaults {
+  steps: number;
+  width: number;
+  height: number;
+  cfg: number;
+  sampler: Sampler;
+  method: CompositionMethod;
+  masks: boolean;
+  negativePrompt: string;
+}
+
+export const DEFAULT_COMPOSE_DEFAULTS: Readonly<ComposeDefaults> = Object.freeze({
+  steps: 50,
+  width: 512,
+  height: 512,
+  cfg: 7.5,
+  sampler: 'ddim',
+  method: 'clora',
+  masks: false,
+  negativePrompt: '',
+});
+
+export interface ComposeSettings {
+  limits: ComposeLimits;
+  defaults: ComposeDefaults;
+}
+
+export const DEFAULT_COMPOSE_SETTINGS: Readonly<ComposeSettings> = Object.freeze({
+  limits: DEFAULT_COMPOSE_LIMITS,
+  defaults: DEFAULT_COMPOSE_DEFAULTS,
+});
+
+/** Settings from an operator's partial overrides. */
+export function composeSettings(
+  overrides: { limits?: Partial<ComposeLimits>; defaults?: Partial<ComposeDefaults> } = {},
+): ComposeSettings {
+  return {
+    limits: { ...DEFAULT_COMPOSE_LIMITS, ...overrides.limits },
+    defaults: { ...DEFAULT_COMPOSE_DEFAULTS, ...overrides.defaults },
+  };
+}
+
+/** The request with a concrete seed, drawn from `random` (0 ≤ r < 1) when it has none. */
+export function withSeed(
+  request: ComposeRequest,
+  random: () => number = Math.random,
+  limits: ComposeLimits = DEFAULT_COMPOSE_LIMITS,
+): ComposeRequest {
+  if (request.seed !== null) return request;
+  return { ...request, seed: Math.floor(random() * (limits.maxSeed + 1)) };
+}
