@@ -120,11 +120,11 @@ function upscaleMask(mask: Uint8Array, masks: MaskSet, width: number, height: nu
 }
 
 /**
- * Inner outline of a pixel mask: set pixels with an unset pixel within `thickness - 1` (Chebyshev distance).
- * The image border does not count as outside, so a region touching the edge gets no frame there.
+ * Inner outline of a pixel mask: set pixels with an unset pixel within `thickness` (Chebyshev distance), i.e.
+ * a band `thickness` pixels wide inside the edge. The image border does not count as outside.
  */
 function innerOutline(pixels: Uint8Array, width: number, height: number, thickness: number): Uint8Array {
-  const reach = thickness - 1;
+  const reach = thickness;
   const horizontal = new Uint8Array(pixels.length);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
