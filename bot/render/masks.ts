@@ -158,14 +158,12 @@ interface LegendEntry {
 
 interface LegendLayout {
   readonly scale: number;
-  readonly padding: number;
-  readonly rowHeight: number;
   readonly height: number;
   /** Per entry: position in the strip and the name as it fits. */
   readonly placed: ReadonlyArray<LegendEntry & { x: number; y: number }>;
 }
 
-/** Legend text scale for an image `width` pixels wide: 2× up to 800 px, larger beyond. */
+/** Legend text scale for an image `width` pixels wide: 2× below 800 px, larger beyond. */
 function legendScale(width: number): number {
   return Math.max(2, Math.round(width / 320));
 }
@@ -194,7 +192,7 @@ function layoutLegend(entries: readonly LegendEntry[], width: number): LegendLay
     x += entryWidth + entryGap;
   }
   const rows = placed.length === 0 ? 0 : (y - padding) / rowHeight + 1;
-  return { scale, padding, rowHeight, height: 2 * padding + rows * rowHeight - 2 * scale, placed };
+  return { scale, height: 2 * padding + rows * rowHeight - 2 * scale, placed };
 }
 
 function drawLegend(image: RgbImage, layout: LegendLayout, top: number): void {
