@@ -1,0 +1,79 @@
+// What a LoRA's own metadata says about it: kohya's ss_* training record and the
+// modelspec.* fields, read for trigger words and the base model it was trained on.
+
+const MAX_TRIGGERS = 5;
+
+/** Trigger word candidates, most likely first: the declared trigger phrase, then tags by frequency. */
+export function triggerCandidates(meta: Readonly<Record<string, string>>): string[] {
+  const out: string[] = [];
+  const add = (word: string) => {
+    const w = word.trim();
+    if (w && !out.includes(w)) out.push(w);
+  };
+  for (const phrase of (meta['modelspec.trigger_phrase'] ?? '').split(',')) add(phrase);
+
+  const counts = new Map<string, number>();
+  const addFrequencies = (table: unknown) => {
+    if (!isRecord(table)) return;
+    for (const folder of Object.values(table)) {
+      if (!isRecord(folder)) continue;
+      for (const [tag, n] of Object.entries(folder)) {
+        if (typeof n === 'number' && Number.isFinite(n))
+          counts.set(tag.trim(), (counts.get(tag.trim()) ?? 0) + n);
+      }
+    }
+  };
+  addFrequencies(parseJson(meta.ss_tag_frequency));
+  // Newer kohya scripts keep the table per dataset in ss_datasets instead.
+  const datasets = parseJson(meta.ss_datasets);
+  if (Array.isArray(datasets)) for (const d of datasets) if (isRecord(d)) addFrequencies(d.tag_frequency);
+
+  const ranked = [...counts].filter(([tag]) => tag).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  for (const [tag] of ranked) {
+    if (out.length >= MAX_TRIGGERS) break;
+    add(tag);
+  }
+  return out;
+}
+
+/** The base model the file says it was trained for (modelspec architecture, kohya's version or model name). */
+export function baseModelHint(meta: Readonly<Record<string, string>>): string | undefined {
+  const candidates = [
+    meta['modelspec.architecture'],
+    meta.ss_base_model_version,
+    meta.ss_v2 === 'True' ? 'sd_v2' : undefined,
+    meta.ss_sd_model_name,
+  ];
+  return candidates.find((c) => c !== undefined && c.trim() !== '');
+}
+
+/** The network settings kohya recorded (module, dim, alpha, args), for display. */
+export function networkSettings(meta: Readonly<Record<string, string>>): {
+  module?: string;
+  dim?: number;
+  alpha?: number;
+  args?: Record<string, unknown>;
+} {
+  const num = (s: string | undefined) =>
+    s !== undefined && Number.isFinite(Number(s)) ? Number(s) : undefined;
+  const args = parseJson(meta.ss_network_args);
+  return {
+    module: meta.ss_network_module,
+    dim: num(meta.ss_network_dim),
+    alpha: num(meta.ss_network_alpha),
+    args: isRecord(args) ? args : undefined,
+  };
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
