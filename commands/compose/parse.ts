@@ -109,7 +109,7 @@ export function parseCompose(
   const { limits, defaults } = settings;
 
   const values: ComposeOptionValues = { ...defaults, seed: null };
-  const seenOptions = new Set<ComposeOption>();
+  const seenOptions = new Map<ComposeOption, OptionToken>();
   const items: PromptItem[] = [];
   const bindings: BindingToken[] = [];
   let style: BindingToken | null = null;
@@ -136,15 +136,6 @@ export function parseCompose(
           ),
         );
       }
-      if (seenOptions.has(option)) {
-        return fail(
-          composeError('duplicate-option', `--${option.name} is given twice: keep one`, {
-            start: token.span.start,
-            end: token.value?.span.end ?? token.span.end,
-          }),
-        );
-      }
-      seenOptions.add(option);
       if (option.takes === 'flag' && token.value !== null) {
         return fail(
           composeError(
@@ -156,6 +147,20 @@ export function parseCompose(
         );
       }
       const { value, next } = optionValue(option, token, tokens, t);
+      const earlier = seenOptions.get(option);
+      if (earlier !== undefined) {
+        const message =
+          earlier.name === token.name
+            ? `--${token.name} is given twice: keep one`
+            : `--${earlier.name} and --${token.name} set the same thing: keep one`;
+        return fail(
+          composeError('duplicate-option', message, {
+            start: token.span.start,
+            end: value?.span.end ?? token.span.end,
+          }),
+        );
+      }
+      seenOptions.set(option, token);
       if (value === null && option.takes !== 'flag') {
         return fail(
           composeError('missing-option-value', `--${token.name} needs a value: ${option.usage}`, token.span),
