@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { pickledFileProblem, SafetensorsFile, WeightsError } from '../weights/safetensors.ts';
 import { type FactorRole, type KeyStyle, otherBaseByName, parseKey, unsupportedKind } from './keys.ts';
-import { baseModelHint, triggerCandidates } from './metadata.ts';
+import { baseModelHint, type NetworkSettings, networkSettings, triggerCandidates } from './metadata.ts';
 import { type BaseWeights, type LoraTarget, type TargetLayer, targetIndex } from './targets.ts';
 
 export interface LoraModule {
@@ -41,6 +41,8 @@ export interface LoraFile {
   sha256: string;
   triggerCandidates: string[];
   baseModelHint?: string;
+  /** kohya's recorded network module, dim, alpha and args, where the file has them */
+  network: NetworkSettings;
 }
 
 /** A LoRA file that cannot be used, with a message naming the file and what to do. */
@@ -187,6 +189,7 @@ function readOpened(file: SafetensorsFile, display: string, base: BaseWeights): 
     rank: Math.max(...modules.map((m) => m.rank)),
     sha256: fileSha256(file.path),
     triggerCandidates: triggerCandidates(file.metadata),
+    network: networkSettings(file.metadata),
     ...(hint ? { baseModelHint: hint } : {}),
   };
 }

@@ -48,21 +48,25 @@ export function baseModelHint(meta: Readonly<Record<string, string>>): string | 
 }
 
 /** The network settings kohya recorded (module, dim, alpha, args), for display. */
-export function networkSettings(meta: Readonly<Record<string, string>>): {
+export interface NetworkSettings {
   module?: string;
   dim?: number;
   alpha?: number;
   args?: Record<string, unknown>;
-} {
+}
+
+export function networkSettings(meta: Readonly<Record<string, string>>): NetworkSettings {
   const num = (s: string | undefined) =>
     s !== undefined && Number.isFinite(Number(s)) ? Number(s) : undefined;
   const args = parseJson(meta.ss_network_args);
-  return {
-    module: meta.ss_network_module,
-    dim: num(meta.ss_network_dim),
-    alpha: num(meta.ss_network_alpha),
-    args: isRecord(args) ? args : undefined,
-  };
+  const settings: NetworkSettings = {};
+  if (meta.ss_network_module) settings.module = meta.ss_network_module;
+  const dim = num(meta.ss_network_dim);
+  if (dim !== undefined) settings.dim = dim;
+  const alpha = num(meta.ss_network_alpha);
+  if (alpha !== undefined) settings.alpha = alpha;
+  if (isRecord(args)) settings.args = args;
+  return settings;
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -277,6 +277,7 @@ function parseHeader(
     if (!isRecord(rawMeta)) fail('has a __metadata__ entry that is not an object of strings');
     // The format asks for strings; some writers store numbers or objects, kept here as JSON text.
     for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
+      if (k === '__proto__') continue;
       metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
     }
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bytesOf } from '../../engine/graph/dtype.ts';
 import { LoraError, type LoraModule, mergedDelta, readLora } from '../../engine/lora/file.ts';
+import { baseModelHint, networkSettings, triggerCandidates } from '../../engine/lora/metadata.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from '../../engine/weights/safetensors.ts';
 import { fixtureDir } from '../fixtures.ts';
@@ -440,5 +441,42 @@ describe('readLora refuses', () => {
     writeFileSync(path, Uint8Array.from([0x80, 2]));
     refuses(path, /pickled PyTorch file \(\.ckpt\); convert it to \.safetensors/);
     refuses(join(tmp, 'style.pt'), /pickled PyTorch file \(\.pt\)/);
+  });
+});
+
+describe('LoRA metadata', () => {
+  it('ranks tag frequencies across folders, after a declared trigger phrase', () => {
+    const meta = {
+      'modelspec.trigger_phrase': 'zxc style, zxc',
+      ss_tag_frequency: JSON.stringify({ '5_zxc': { zxc: 5, dog: 2 }, '3_dog': { dog: 4, grass: 1 } }),
+    };
+    assert.deepEqual(triggerCandidates(meta), ['zxc style', 'zxc', 'dog', 'grass']);
+  });
+
+  it('reads tag frequencies from ss_datasets and ignores broken JSON', () => {
+    const meta = { ss_datasets: JSON.stringify([{ tag_frequency: { a: { qwe: 3, sky: 1 } } }]) };
+    assert.deepEqual(triggerCandidates(meta), ['qwe', 'sky']);
+    assert.deepEqual(triggerCandidates({ ss_tag_frequency: '{not json' }), []);
+  });
+
+  it('names the base model from modelspec, kohya version or model name', () => {
+    assert.equal(
+      baseModelHint({ 'modelspec.architecture': 'stable-diffusion-v1/lora', ss_base_model_version: 'sd_v1' }),
+      'stable-diffusion-v1/lora',
+    );
+    assert.equal(baseModelHint({ ss_v2: 'True' }), 'sd_v2');
+    assert.equal(baseModelHint({ ss_sd_model_name: 'v1-5-pruned.safetensors' }), 'v1-5-pruned.safetensors');
+    assert.equal(baseModelHint({}), undefined);
+  });
+
+  it('parses the network settings kohya recorded', () => {
+    const lora = readLora(join(loraDir, 'lora_iv_kohya_locon_unet.safetensors'), base);
+    assert.deepEqual(lora.network, {
+      module: 'networks.lora',
+      dim: 4,
+      alpha: 2,
+      args: { conv_dim: '2', conv_alpha: '1.0' },
+    });
+    assert.deepEqual(networkSettings({}), {});
   });
 });
