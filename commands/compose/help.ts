@@ -56,8 +56,9 @@ export function helpReply(settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS):
         },
         {
           name: 'Options',
-          value: `${options}\nAlso \`--seed=42\`. ${example(COMPOSE_EXAMPLES.options, settings)}`,
+          value: `${options}\nWrite \`--seed 42\` or \`--seed=42\`.`,
         },
+        { name: 'With options', value: example(COMPOSE_EXAMPLES.options, settings) },
       ],
       footer: 'Under each picture: Rerun (same seed), New seed, Show masks, Compare with merge, Tweak.',
     },

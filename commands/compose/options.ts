@@ -214,7 +214,7 @@ export const COMPOSE_OPTIONS: readonly ComposeOption[] = [
     takes: 'word',
     usage: '--method NAME',
     summary: (s) =>
-      `clora (the method), merge (LoRAs summed), composite or none (base model); default ${s.defaults.method}`,
+      `clora (LoRAs kept apart), merge (LoRAs summed), composite (their noise averaged), none (base model); default ${s.defaults.method}`,
     read: (value) => {
       const r = readEnum(value, 'method', COMPOSITION_METHODS, (v) => v.toLowerCase());
       return r.ok ? { ok: true, set: { method: r.value } } : r;
@@ -226,7 +226,8 @@ export const COMPOSE_OPTIONS: readonly ComposeOption[] = [
     aliases: ['no-masks'],
     takes: 'flag',
     usage: '--masks',
-    summary: () => 'also send which LoRA drew which pixels',
+    summary: (s) =>
+      `also send which LoRA drew which pixels${s.defaults.masks ? ' (on by default; --no-masks turns it off)' : ''}`,
     read: (_value, _s, written) => ({ ok: true, set: { masks: written.toLowerCase() !== 'no-masks' } }),
     format: (r, s) => (r.masks === s.defaults.masks ? null : r.masks ? '--masks' : '--no-masks'),
   },
