@@ -50,7 +50,7 @@ const BARE_LORA = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_.-]*/uy;
 // A digit must follow a decimal point, so the full stop in "cat:<tabby>@1." stays in the prompt.
 const WEIGHT = /(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?/y;
 /** Characters that may be glued to the end of a binding and stay in the prompt. */
-export const TAIL_START = new Set([...',.;:!?)]}\'’"”…—–-']);
+const TAIL_START = new Set([...',.;:!?)]}\'’"”…—–-']);
 const SUBJECT_CHAR = /[\p{L}\p{M}\p{N}_'’-]/u;
 
 export function collapseWhitespace(text: string): string {
