@@ -50,15 +50,17 @@ export class LoraSlots {
   readonly slots = new Map<string, LoraSlot>();
 
   /**
-   * @param covers which modules get a branch (default: every Linear and Conv2d layer)
+   * @param spatialConvs also give k×k convolutions a branch (LoCon files need it; their
+   *   down convolution costs about as much input traffic as the layer itself, so it is opt-in)
    */
   constructor(
     readonly target: LoraTarget,
-    private readonly covers: (module: string) => boolean = () => true,
+    readonly spatialConvs = false,
   ) {}
 
-  has(module: string): boolean {
-    return this.covers(module);
+  /** Whether the layer at `module` (with this kernel size; 1 for Linear) gets a branch. */
+  has(_module: string, kernel = 1): boolean {
+    return kernel === 1 || this.spatialConvs;
   }
 
   /** Adds the low-rank term for a Linear layer to `y` (rows = x as [-1, in], batch = samples). */

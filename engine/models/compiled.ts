@@ -14,9 +14,10 @@ import { buildVaeDecoder } from './vae.ts';
 
 export interface ModelOptions extends RunnerOptions {
   dtype?: 'float32' | 'float16';
-  /** add gated LoRA branches (to every adaptable layer, or those `loraCovers` accepts) */
+  /** add gated LoRA branches to Linear and 1×1 conv layers */
   lora?: boolean;
-  loraCovers?: (module: string) => boolean;
+  /** and to k×k convolutions too (LoCon) */
+  loraConvs?: boolean;
 }
 
 export interface CompiledNetwork {
@@ -36,7 +37,7 @@ function context(
     weights,
     dtype: o.dtype ?? 'float32',
     namespace: '',
-    lora: o.lora && target ? new LoraSlots(target, o.loraCovers) : undefined,
+    lora: o.lora && target ? new LoraSlots(target, o.loraConvs ?? false) : undefined,
   };
 }
 
@@ -87,7 +88,7 @@ export async function compileUNet(
   ck: Checkpoint,
   o: ModelOptions & { maps?: boolean; allAttention?: boolean } = {},
 ): Promise<CompiledNetwork> {
-  const g = new G.Graph(o.maps ? 'unet_maps' : 'unet');
+  const g = new G.Graph(`unet${o.maps ? '_maps' : ''}${o.loraConvs ? '_locon' : ''}`);
   const ctx = context(g, ck.unet.weights, o, 'unet');
   const inputs = unetInputs(g, ck);
   const { noise, attention } = buildUNet(
@@ -115,7 +116,7 @@ export async function compileGuidance(
   ck: Checkpoint,
   o: ModelOptions & { temperature?: number } = {},
 ): Promise<CompiledNetwork> {
-  const g = new G.Graph('unet_guidance');
+  const g = new G.Graph(`unet_guidance${o.loraConvs ? '_locon' : ''}`);
   const ctx = context(g, ck.unet.weights, o, 'unet');
   const c = ck.unet.config;
   const latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
@@ -132,6 +133,37 @@ export async function compileGuidance(
   const { loss } = contrastiveLoss(maps, groupInputs(maps), o.temperature ?? 0.5);
   const [grad] = G.grad([loss], [latent]);
   g.output('loss', loss).output('grad', grad).output('maps', maps);
+  return finish(g, ctx, o);
+}
+
+/**
+ * The published code's guidance pass, for comparisons: both CFG halves of every branch
+ * (context rows [uncond…, cond…]) through the whole UNet; maps averaged over the halves;
+ * the noise of this same pass is what the scheduler then steps with.
+ */
+export async function compilePublishedGuidance(
+  ck: Checkpoint,
+  o: ModelOptions & { temperature?: number } = {},
+): Promise<CompiledNetwork> {
+  const g = new G.Graph(`unet_guidance_published${o.loraConvs ? '_locon' : ''}`);
+  const ctx = context(g, ck.unet.weights, o, 'unet');
+  const c = ck.unet.config;
+  const latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
+  const timestep = g.input('timestep', 'float32', ['B']);
+  const contextIn = g.input('context', 'float32', ['B', 77, c.cross_attention_dim]);
+  const sample = G.expand(latent, [contextIn.shape[0], c.in_channels, latent.shape[2], latent.shape[3]]);
+  const { noise, attention } = buildUNet(
+    ctx,
+    c,
+    { sample: toCompute(ctx, sample), timestep, context: toCompute(ctx, contextIn) },
+    { captureAttention: 'aggregate' },
+  );
+  const both = toF32(aggregate(attention, sample));
+  const [uncondMaps, condMaps] = G.split(both, 0, 2);
+  const maps = G.mul(G.add(uncondMaps, condMaps), 0.5);
+  const { loss } = contrastiveLoss(maps, groupInputs(maps), o.temperature ?? 0.5);
+  const [grad] = G.grad([loss], [latent]);
+  g.output('loss', loss).output('grad', grad).output('maps', maps).output('noise', toF32(noise));
   return finish(g, ctx, o);
 }
 

@@ -77,8 +77,8 @@ export function convLayer(
   const stride = opts.stride ?? 1;
   const padding = opts.padding ?? 0;
   const y = G.conv2d(x, w, bias, { stride, padding });
-  if (!ctx.lora?.has(path)) return y;
   const [outF, inF, kh, kw] = w.shape as number[];
+  if (!ctx.lora?.has(path, Math.max(kh, kw))) return y;
   return G.add(
     y,
     ctx.lora.convBranch(x, path, { inFeatures: inF, outFeatures: outF, kernel: [kh, kw], stride, padding }),

@@ -1,0 +1,160 @@
+// The engine as the rest of the product sees it: load a checkpoint once, keep its
+// sessions and the LoRAs it has read, and turn a CompositionSpec into an image with its
+// masks, maps, losses and timings.
+
+import { statSync } from 'node:fs';
+import type { Provider } from '../graph/index.ts';
+import { type LoraFile, readLora } from '../lora/file.ts';
+import {
+  type CompiledNetwork,
+  compileGuidance,
+  compilePublishedGuidance,
+  compileTextEncoder,
+  compileUNet,
+  compileVaeDecoder,
+  type ModelOptions,
+} from '../models/compiled.ts';
+import { ClipTokenizer } from '../tokenizer/index.ts';
+import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
+import {
+  type CompositionOutput,
+  type EngineModels,
+  type Hooks,
+  runPlan,
+  type UNetVariant,
+} from './pipeline.ts';
+import { planComposition } from './plan.ts';
+import { type CompositionSpec, DEFAULT_LIMITS, type LoraRef, type SpecLimits, validateSpec } from './spec.ts';
+
+export interface EngineOptions {
+  /** a diffusers folder or an SD 1.x .safetensors file */
+  modelPath: string;
+  tokenizerDir?: string;
+  provider?: Provider;
+  dtype?: 'float32' | 'float16';
+  threads?: number;
+  /** where compiled models with external weights are kept between runs */
+  cacheDir?: string;
+  externalDataThreshold?: number;
+  limits?: SpecLimits;
+}
+
+export interface CompositionResult extends CompositionOutput {
+  spec: CompositionSpec;
+  prompts: string[];
+}
+
+export interface LoadTimings {
+  checkpointMs: number;
+  compileMs: number;
+  reusedCache: boolean;
+}
+
+export class Engine {
+  private readonly loras = new Map<string, { stamp: string; file: LoraFile }>();
+  /** lazily compiled sessions by kind and variant */
+  private readonly lazy = new Map<string, Promise<CompiledNetwork>>();
+
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    readonly tokenizer: ClipTokenizer,
+    private readonly nets: { textEncoder: CompiledNetwork; vae: CompiledNetwork },
+    private readonly modelOptions: ModelOptions,
+    readonly limits: SpecLimits,
+    readonly loadTimings: LoadTimings,
+  ) {}
+
+  static async load(options: EngineOptions): Promise<Engine> {
+    const t0 = performance.now();
+    const checkpoint = openCheckpoint(options.modelPath, { tokenizerDir: options.tokenizerDir });
+    const tokenizer = ClipTokenizer.fromDir(checkpoint.tokenizerDir);
+    const t1 = performance.now();
+    const modelOptions: ModelOptions = {
+      provider: options.provider ?? 'cpu',
+      dtype: options.dtype ?? 'float32',
+      intraOpThreads: options.threads ?? 0,
+      cacheDir: options.cacheDir,
+      externalDataThreshold: options.externalDataThreshold,
+      lora: true,
+    };
+    const [textEncoder, vae] = await Promise.all([
+      compileTextEncoder(checkpoint, modelOptions),
+      compileVaeDecoder(checkpoint, { ...modelOptions, lora: false }),
+    ]);
+    const timings: LoadTimings = { checkpointMs: t1 - t0, compileMs: 0, reusedCache: false };
+    const engine = new Engine(
+      checkpoint,
+      tokenizer,
+      { textEncoder, vae },
+      modelOptions,
+      options.limits ?? DEFAULT_LIMITS,
+      timings,
+    );
+    const unet = await engine.models().unet({ loraConvs: false });
+    timings.compileMs = performance.now() - t1;
+    timings.reusedCache = [textEncoder, vae, unet].every((n) => n.model.stats.reusedCache);
+    return engine;
+  }
+
+  private variant(kind: string, v: UNetVariant, make: (o: ModelOptions) => Promise<CompiledNetwork>) {
+    const key = `${kind}:${v.loraConvs}`;
+    let net = this.lazy.get(key);
+    if (!net) {
+      net = make({ ...this.modelOptions, loraConvs: v.loraConvs });
+      this.lazy.set(key, net);
+      net.catch(() => this.lazy.delete(key));
+    }
+    return net;
+  }
+
+  /** Reads a LoRA file against this checkpoint (cached until the file changes). */
+  loadLora(ref: LoraRef): LoraFile {
+    const st = statSync(ref.path);
+    const stamp = `${st.size}:${st.mtimeMs}`;
+    const hit = this.loras.get(ref.path);
+    if (hit && hit.stamp === stamp) return hit.file;
+    const file = readLora(ref.path, {
+      unet: this.checkpoint.unet.weights,
+      textEncoder: this.checkpoint.textEncoder.weights,
+    });
+    this.loras.set(ref.path, { stamp, file });
+    return file;
+  }
+
+  /** The sessions and settings the pipeline runs on. */
+  models(): EngineModels {
+    const ck = this.checkpoint;
+    return {
+      textEncoder: this.nets.textEncoder,
+      vae: this.nets.vae,
+      unet: (v) => this.variant('unet', v, (o) => compileUNet(ck, { ...o, maps: true })),
+      guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
+      publishedGuidance: (v) => this.variant('published', v, (o) => compilePublishedGuidance(ck, o)),
+      schedulerConfig: this.checkpoint.schedulerConfig,
+      latentChannels: this.checkpoint.unet.config.in_channels,
+      contextDim: this.checkpoint.unet.config.cross_attention_dim,
+      loadLora: async (ref) => this.loadLora(ref),
+    };
+  }
+
+  /** Compiles the guidance pass now rather than on the first composition that needs it. */
+  async warmUp(): Promise<void> {
+    await this.models().guidance({ loraConvs: false });
+  }
+
+  async compose(spec: CompositionSpec, hooks: Hooks = {}): Promise<CompositionResult> {
+    validateSpec(spec, this.limits);
+    const plan = planComposition(spec, this.tokenizer);
+    for (const b of plan.branches) for (const { lora } of b.loras) this.loadLora(lora); // file errors before compute
+    const output = await runPlan(this.models(), plan, { ...spec }, hooks);
+    return { ...output, spec, prompts: plan.branches.map((b) => b.prompt) };
+  }
+
+  async close(): Promise<void> {
+    const lazy = await Promise.allSettled(this.lazy.values());
+    const nets = [this.nets.textEncoder, this.nets.vae];
+    for (const r of lazy) if (r.status === 'fulfilled') nets.push(r.value);
+    this.lazy.clear();
+    await Promise.all(nets.map((n) => n.model.release()));
+  }
+}

@@ -1,0 +1,379 @@
+// The denoising loop of a composition (METHOD.md): encode each branch's prompt with its
+// own LoRAs; at early steps move the latent down the contrastive loss's gradient (one
+// guidance run returns maps, loss and ∂L/∂z); then predict every branch's noise in one
+// batched call on the updated latent, fuse it with the branches' masks, apply CFG and
+// step the scheduler; finally decode.
+
+import * as ort from 'onnxruntime-node';
+import type { HostTensor } from '../graph/index.ts';
+import * as G from '../graph/index.ts';
+import { type GatedLora, type LoraFactors, loraFeeds } from '../lora/gated.ts';
+import type { CompiledNetwork } from '../models/compiled.ts';
+import { createScheduler, type SamplerName } from '../schedulers/index.ts';
+import { gaussianNoise, INITIAL_NOISE_STREAM, stepNoise } from '../schedulers/noise.ts';
+import { groupFeeds } from './loss.ts';
+import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from './masks.ts';
+import type { BranchLora, CompositionPlan } from './plan.ts';
+import type { GuidanceOptions, LoraRef } from './spec.ts';
+
+/** Which UNet graph a job needs: k×k-conv LoRA branches only when a LoCon file is in use. */
+export interface UNetVariant {
+  loraConvs: boolean;
+}
+
+export interface EngineModels {
+  textEncoder: CompiledNetwork;
+  /** the denoising UNet with aggregated maps (`maps`) */
+  unet: (v: UNetVariant) => Promise<CompiledNetwork>;
+  guidance: (v: UNetVariant) => Promise<CompiledNetwork>;
+  /** the published mode's guidance pass: both CFG halves, full UNet, noise before the update */
+  publishedGuidance: (v: UNetVariant) => Promise<CompiledNetwork>;
+  vae: CompiledNetwork;
+  schedulerConfig: Record<string, unknown>;
+  latentChannels: number;
+  contextDim: number;
+  loadLora: (ref: LoraRef) => Promise<{ modules: readonly LoraFactors[] }>;
+}
+
+export interface RunSettings {
+  steps: number;
+  cfg: number;
+  sampler: SamplerName;
+  width: number;
+  height: number;
+  seed: number;
+  /** [C, h, w] starting latent; default: seeded noise */
+  initialLatent?: Float32Array;
+  guidance: GuidanceOptions;
+  textEncoderLora: boolean;
+}
+
+export type Phase = 'text' | 'guidance' | 'denoise' | 'decode';
+
+export interface Progress {
+  phase: Phase;
+  /** 1-based step of the denoising loop (0 during text encoding) */
+  step: number;
+  steps: number;
+  /** guidance: iteration within the step, and its loss */
+  iteration?: number;
+  loss?: number;
+  elapsedMs: number;
+  etaMs?: number;
+  /** the current latent [C, h, w], for previews */
+  latent?: Float32Array;
+}
+
+/** Receives intermediates by name (the reference runner and tests compare them). */
+export type Trace = (name: string, step: number, data: Float32Array) => void;
+
+export interface Hooks {
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  trace?: Trace;
+}
+
+export interface TokenMap {
+  label: string;
+  branch: number;
+  position: number;
+  /** res×res, row-major */
+  values: Float32Array;
+}
+
+export interface CompositionOutput {
+  /** raw decoder output [3, H, W], about [-1, 1] */
+  image: Float32Array;
+  width: number;
+  height: number;
+  latent: Float32Array;
+  /** at the attention resolution res×res: [background, LoRA 1 … N] of the last step (CLoRA) */
+  masks: Uint8Array[];
+  res: number;
+  maps: TokenMap[];
+  losses: { step: number; iteration: number; loss: number }[];
+  timings: Record<Phase | 'total', number>;
+}
+
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+}
+
+/** Which LoRAs the branches use, as gated feeds for a batch laid out by `rows` (branch per row). */
+async function gates(
+  models: EngineModels,
+  branchLoras: readonly BranchLora[][],
+  rows: readonly (number | null)[],
+): Promise<GatedLora[]> {
+  const byPath = new Map<string, { ref: LoraRef; weights: number[] }>();
+  rows.forEach((branch, row) => {
+    if (branch === null) return;
+    for (const { lora, weight } of branchLoras[branch]) {
+      let entry = byPath.get(lora.path);
+      if (!entry) {
+        entry = { ref: lora, weights: new Array(rows.length).fill(0) };
+        byPath.set(lora.path, entry);
+      }
+      entry.weights[row] += weight;
+    }
+  });
+  const out: GatedLora[] = [];
+  for (const { ref, weights } of byPath.values())
+    out.push({ modules: (await models.loadLora(ref)).modules, weights });
+  return out;
+}
+
+function repeat(x: Float32Array, times: number): Float32Array {
+  const out = new Float32Array(x.length * times);
+  for (let i = 0; i < times; i++) out.set(x, i * x.length);
+  return out;
+}
+
+function rows(data: Float32Array, count: number): Float32Array[] {
+  const size = data.length / count;
+  return Array.from({ length: count }, (_, i) => data.subarray(i * size, (i + 1) * size));
+}
+
+export async function runPlan(
+  models: EngineModels,
+  plan: CompositionPlan,
+  run: RunSettings,
+  hooks: Hooks = {},
+): Promise<CompositionOutput> {
+  const started = performance.now();
+  const timings: CompositionOutput['timings'] = { text: 0, guidance: 0, denoise: 0, decode: 0, total: 0 };
+  const trace = hooks.trace;
+  const check = () => {
+    if (hooks.signal?.aborted) throw new CancelledError('the composition was cancelled');
+  };
+  const n = plan.branches.length;
+  const c = models.latentChannels;
+  const h = run.height / 8;
+  const w = run.width / 8;
+  const res = h / 4;
+  const tokens = 77;
+  const g = run.guidance;
+  const branchLoras = plan.branches.map((b) => b.loras);
+
+  // 1. text: every branch prompt with its own LoRAs, and the negative prompt with none.
+  check();
+  const t0 = performance.now();
+  const idRows = [...plan.branches.map((b) => b.tokens.ids), plan.negative.ids];
+  const ids = new ort.Tensor('int64', BigInt64Array.from(idRows.flat().map(BigInt)), [n + 1, tokens]);
+  const teRows = [...plan.branches.map((_, i) => (run.textEncoderLora ? i : null)), null];
+  const teFeeds = models.textEncoder.slots
+    ? loraFeeds(models.textEncoder.slots, await gates(models, branchLoras, teRows), n + 1)
+    : {};
+  const hidden = (await models.textEncoder.model.run({ input_ids: ids, ...teFeeds })).hidden
+    .data as Float32Array;
+  trace?.('text_embeddings', 0, hidden);
+  const rowSize = tokens * models.contextDim;
+  const condCtx = hidden.slice(0, n * rowSize);
+  const uncond = hidden.slice(n * rowSize);
+  timings.text = performance.now() - t0;
+
+  // 2. the loop
+  const scheduler = createScheduler(run.sampler, models.schedulerConfig);
+  scheduler.setTimesteps(run.steps);
+  const latentSize = c * h * w;
+  const start = run.initialLatent ?? gaussianNoise(run.seed, latentSize, INITIAL_NOISE_STREAM);
+  let z: Float32Array = Float32Array.from(start, (v) => v * scheduler.initNoiseSigma);
+  trace?.('latents', 0, z);
+
+  const variant: UNetVariant = { loraConvs: false };
+  for (const b of plan.branches) {
+    for (const { lora } of b.loras) {
+      const { modules } = await models.loadLora(lora);
+      if (
+        modules.some(
+          (m) => m.target === 'unet' && m.downShape.length === 4 && m.downShape[2] * m.downShape[3] > 1,
+        )
+      ) {
+        variant.loraConvs = true;
+      }
+    }
+  }
+  const unet = await models.unet(variant);
+  const unetRows = [...plan.branches.map((_, i) => i), ...plan.branches.map((_, i) => i)];
+  const denoiseCtx = new Float32Array(2 * n * rowSize);
+  for (let i = 0; i < n; i++) denoiseCtx.set(uncond, i * rowSize);
+  denoiseCtx.set(condCtx, n * rowSize);
+  const denoiseFeeds: Record<string, HostTensor> = {
+    context: G.hostTensor('float32', denoiseCtx, [2 * n, tokens, models.contextDim]),
+    ...(unet.slots ? loraFeeds(unet.slots, await gates(models, branchLoras, unetRows), 2 * n) : {}),
+  };
+
+  let guidanceNet: CompiledNetwork | undefined;
+  let guidanceFeeds: Record<string, HostTensor> = {};
+  if (plan.update && g.update) {
+    guidanceNet = await (g.published ? models.publishedGuidance(variant) : models.guidance(variant));
+    const guidedRows = g.published ? unetRows : plan.branches.map((_, i) => i);
+    guidanceFeeds = {
+      context: g.published
+        ? denoiseFeeds.context
+        : G.hostTensor('float32', condCtx, [n, tokens, models.contextDim]),
+      ...groupFeeds(plan.groups, n, tokens),
+      ...(guidanceNet.slots
+        ? loraFeeds(guidanceNet.slots, await gates(models, branchLoras, guidedRows), guidedRows.length)
+        : {}),
+    };
+  }
+
+  const losses: CompositionOutput['losses'] = [];
+  let masks: Uint8Array[] = [];
+  let lastMaps: Float32Array | undefined;
+  const timesteps = scheduler.timesteps;
+  const unitsTotal = timesteps.length + (plan.update ? countGuidanceRuns(timesteps.length, g) * 0.6 : 0);
+  let unitsDone = 0;
+  const progress = (p: Omit<Progress, 'elapsedMs' | 'etaMs' | 'steps'>) => {
+    const elapsedMs = performance.now() - started;
+    const etaMs = unitsDone > 0 ? (elapsedMs / unitsDone) * (unitsTotal - unitsDone) : undefined;
+    hooks.onProgress?.({ ...p, steps: timesteps.length, elapsedMs, etaMs });
+  };
+
+  for (let i = 0; i < timesteps.length; i++) {
+    const t = timesteps[i];
+    let noiseBeforeUpdate: Float32Array | undefined;
+    let mapsBeforeUpdate: Float32Array | undefined;
+
+    // 2a. latent updates
+    if (guidanceNet && i < g.updateUntil) {
+      const tg = performance.now();
+      const iterations = g.iterativeSteps.includes(i) ? g.iterations : 1;
+      const batch = g.published ? 2 * n : n;
+      for (let k = 0; k < iterations; k++) {
+        check();
+        const scaled = scheduler.scaleModelInput(z, t);
+        const inputScale = z[0] !== 0 ? scaled[0] / z[0] : 1;
+        const out = await guidanceNet.model.run({
+          ...guidanceFeeds,
+          latent: G.hostTensor('float32', scaled, [1, c, h, w]),
+          timestep: G.hostTensor('float32', new Float32Array(batch).fill(t), [batch]),
+        });
+        const loss = (out.loss.data as Float32Array)[0];
+        const grad = out.grad.data as Float32Array;
+        if (k === 0 || k === iterations - 1) trace?.('update_maps', i, out.maps.data as Float32Array);
+        trace?.('loss', i, Float32Array.of(loss));
+        trace?.('grad', i, grad);
+        if (g.published) {
+          noiseBeforeUpdate = out.noise.data as Float32Array;
+          mapsBeforeUpdate = out.maps.data as Float32Array;
+        }
+        const step = g.stepSize * inputScale;
+        z = z.map((v, j) => v - step * grad[j]);
+        losses.push({ step: i, iteration: k, loss });
+        unitsDone += 0.6;
+        progress({ phase: 'guidance', step: i + 1, iteration: k + 1, loss, latent: z });
+        if (g.lossThreshold !== undefined && loss < g.lossThreshold) break;
+      }
+      trace?.('latents_after_update', i, z);
+      timings.guidance += performance.now() - tg;
+    }
+
+    // 2b. every branch's noise on the (updated) latent, in one batched call
+    check();
+    const td = performance.now();
+    let noise: Float32Array;
+    let condMaps: Float32Array;
+    if (noiseBeforeUpdate && mapsBeforeUpdate) {
+      noise = noiseBeforeUpdate;
+      condMaps = mapsBeforeUpdate;
+    } else {
+      const scaled = scheduler.scaleModelInput(z, t);
+      const out = await unet.model.run({
+        ...denoiseFeeds,
+        sample: G.hostTensor('float32', repeat(scaled, 2 * n), [2 * n, c, h, w]),
+        timestep: G.hostTensor('float32', new Float32Array(2 * n).fill(t), [2 * n]),
+      });
+      noise = out.noise.data as Float32Array;
+      const maps = out.maps.data as Float32Array;
+      condMaps = g.published ? averageHalves(maps, n) : maps.slice((maps.length / 2) | 0);
+    }
+    lastMaps = condMaps;
+    trace?.('mask_maps', i, condMaps);
+    const [epsU, epsC] = [rows(noise, 2 * n).slice(0, n), rows(noise, 2 * n).slice(n)];
+    trace?.('eps_uncond', i, noise.slice(0, n * latentSize));
+    trace?.('eps_cond', i, noise.slice(n * latentSize));
+
+    // 2c. masks and fusion
+    let weights: ArrayLike<number>[];
+    if (plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1) {
+      const perBranch = Array.from({ length: n }, (_, b) =>
+        mapsFromAggregate(condMaps, res, tokens, b * res * res * tokens),
+      );
+      masks = branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
+      weights = masks.map((m) => resizeNearest(m, res, h, w));
+      for (const m of masks) trace?.('masks_lowres', i, Float32Array.from(m));
+      for (const m of weights) trace?.('masks', i, Float32Array.from(m));
+    } else {
+      weights = epsU.map(() => new Uint8Array(h * w).fill(1));
+    }
+    const eps = guide(fuseNoise(epsU, weights, c), fuseNoise(epsC, weights, c), run.cfg);
+    trace?.('eps_guided', i, eps);
+    z = scheduler.step(eps, t, z, stepNoise(run.seed, latentSize, i));
+    trace?.('latents', i + 1, z);
+    timings.denoise += performance.now() - td;
+    unitsDone += 1;
+    progress({ phase: 'denoise', step: i + 1, latent: z });
+  }
+
+  // 3. decode
+  check();
+  const tv = performance.now();
+  progress({ phase: 'decode', step: timesteps.length });
+  const image = (await models.vae.model.run({ latents: G.hostTensor('float32', z, [1, c, h, w]) })).image
+    .data as Float32Array;
+  trace?.('image', 0, image);
+  timings.decode = performance.now() - tv;
+  timings.total = performance.now() - started;
+
+  return {
+    image,
+    width: run.width,
+    height: run.height,
+    latent: z,
+    masks,
+    res,
+    maps: lastMaps ? tokenMaps(plan, lastMaps, res, tokens) : [],
+    losses,
+    timings,
+  };
+}
+
+function averageHalves(maps: Float32Array, n: number): Float32Array {
+  const half = maps.length / 2;
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) out[i] = (maps[i] + maps[half + i]) / 2;
+  void n;
+  return out;
+}
+
+function countGuidanceRuns(steps: number, g: GuidanceOptions): number {
+  let runs = 0;
+  for (let i = 0; i < Math.min(steps, g.updateUntil); i++)
+    runs += g.iterativeSteps.includes(i) ? g.iterations : 1;
+  return runs;
+}
+
+/** The maps a user wants to see: each group member's and each mask token's, labelled. */
+function tokenMaps(plan: CompositionPlan, maps: Float32Array, res: number, tokens: number): TokenMap[] {
+  const seen = new Set<string>();
+  const out: TokenMap[] = [];
+  const add = (branch: number, position: number) => {
+    const key = `${branch}:${position}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const word = plan.branches[branch].tokens.tokens[position]?.replace('</w>', '') ?? `#${position}`;
+    out.push({
+      label: `${word} (P${branch})`,
+      branch,
+      position,
+      values: mapsFromAggregate(maps, res, tokens, branch * res * res * tokens).token(position),
+    });
+  };
+  for (const group of plan.groups) for (const m of group) add(m.prompt, m.position);
+  plan.maskTokens.forEach((positions, i) => {
+    for (const p of positions) add(i + 1, p);
+  });
+  return out;
+}

@@ -1,0 +1,177 @@
+// A composition request as the engine takes it, with the published CLoRA defaults scaled
+// to the step count, and the checks that refuse a bad request before any compute.
+
+import { isSamplerName, type SamplerName } from '../schedulers/index.ts';
+import type { Morphology } from './masks.ts';
+
+export type Method = 'clora' | 'merge' | 'composite' | 'none';
+
+export interface LoraRef {
+  /** the name users know it by */
+  name: string;
+  /** the .safetensors file */
+  path: string;
+}
+
+export interface SubjectBinding {
+  /** the subject's word(s) in the base text, e.g. "cat" or "red panda" */
+  word: string;
+  lora: LoraRef;
+  /** 0–2, default 1 */
+  weight: number;
+  /** trigger words put before the subject in this LoRA's prompt (may be empty) */
+  triggers: string[];
+}
+
+export interface GuidanceOptions {
+  /** latent step size α (published 20) */
+  stepSize: number;
+  /** updates happen at step indices < updateUntil (published: the first half) */
+  updateUntil: number;
+  /** step indices where the update is iterated (published 0, 10, 20 of 50) */
+  iterativeSteps: number[];
+  /** iterations at those steps (published 20) */
+  iterations: number;
+  /** end a burst early once the loss is below this (off by default) */
+  lossThreshold?: number;
+  /** NT-Xent temperature (published 0.5) */
+  temperature: number;
+  /** mask threshold as a fraction of each map's max (published 0.3) */
+  maskThreshold: number;
+  morphology: Morphology;
+  /** masks apply from this step index on; before it branches are averaged */
+  applyMaskAfter: number;
+  /** ablations */
+  update: boolean;
+  mask: boolean;
+  /** reproduce the published code: maps from both CFG halves, noise predicted before the update */
+  published: boolean;
+}
+
+export interface CompositionSpec {
+  /** the base prompt, with each subject's word in it: "a cat and a penguin in a house" */
+  prompt: string;
+  subjects: SubjectBinding[];
+  style?: { lora: LoraRef; weight: number; triggers: string[] };
+  negative: string;
+  seed: number;
+  steps: number;
+  width: number;
+  height: number;
+  cfg: number;
+  sampler: SamplerName;
+  method: Method;
+  guidance: GuidanceOptions;
+  /** apply LoRAs' text-encoder parts (published notebook: on) */
+  textEncoderLora: boolean;
+}
+
+export interface SpecLimits {
+  maxLoras: number;
+  maxSteps: number;
+  minSize: number;
+  maxSize: number;
+}
+
+export const DEFAULT_LIMITS: SpecLimits = { maxLoras: 8, maxSteps: 150, minSize: 64, maxSize: 1024 };
+
+/** Published CLoRA guidance settings, scaled from their 50-step schedule to `steps`. */
+export function defaultGuidance(steps: number): GuidanceOptions {
+  const scale = (i: number) => Math.round((i * steps) / 50);
+  const iterative = [...new Set([0, 10, 20].map(scale))].filter((i) => i < Math.round(steps / 2));
+  return {
+    stepSize: 20,
+    updateUntil: Math.round(steps / 2),
+    iterativeSteps: iterative,
+    iterations: 20,
+    temperature: 0.5,
+    maskThreshold: 0.3,
+    morphology: 'none',
+    applyMaskAfter: 0,
+    update: true,
+    mask: true,
+    published: false,
+  };
+}
+
+export type SpecInput = Omit<Partial<CompositionSpec>, 'guidance'> &
+  Pick<CompositionSpec, 'prompt' | 'subjects'> & { guidance?: Partial<GuidanceOptions> };
+
+/** Fills defaults: 50 DDIM steps, CFG 7.5, 512², the published guidance settings for the step count. */
+export function withDefaults(input: SpecInput): CompositionSpec {
+  const steps = input.steps ?? 50;
+  return {
+    negative: '',
+    seed: 0,
+    width: 512,
+    height: 512,
+    cfg: 7.5,
+    sampler: 'ddim',
+    method: 'clora',
+    textEncoderLora: true,
+    ...input,
+    steps,
+    subjects: input.subjects.map((s) => ({ ...s, weight: s.weight ?? 1, triggers: s.triggers ?? [] })),
+    guidance: { ...defaultGuidance(steps), ...input.guidance },
+  };
+}
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+}
+
+/** Refuses what cannot run, with what to change; returns the spec unchanged otherwise. */
+export function validateSpec(spec: CompositionSpec, limits: SpecLimits = DEFAULT_LIMITS): CompositionSpec {
+  const fail = (message: string): never => {
+    throw new SpecError(message);
+  };
+  if (!spec.prompt.trim())
+    fail('the prompt is empty: describe the scene, e.g. "a cat and a penguin in a house"');
+  const loras = spec.subjects.length + (spec.style ? 1 : 0);
+  if (loras > limits.maxLoras)
+    fail(`${loras} LoRAs requested; at most ${limits.maxLoras} can be composed at once`);
+  if (spec.method !== 'none' && spec.subjects.length === 0 && !spec.style) {
+    fail('bind at least one subject to a LoRA, e.g. cat:<tabby>');
+  }
+  const words = new Set<string>();
+  const paths = new Set<string>();
+  for (const s of spec.subjects) {
+    const key = s.word.trim().toLowerCase();
+    if (!key) fail('a subject binding has no subject word');
+    if (words.has(key)) fail(`the subject "${s.word}" is bound twice; bind each subject once`);
+    words.add(key);
+    if (paths.has(s.lora.path))
+      fail(`the LoRA "${s.lora.name}" is bound to two subjects; use it for one subject`);
+    paths.add(s.lora.path);
+    if (!(s.weight >= 0 && s.weight <= 2)) fail(`the weight of "${s.lora.name}" is ${s.weight}; use 0–2`);
+  }
+  if (spec.style && !(spec.style.weight >= 0 && spec.style.weight <= 2)) {
+    fail(`the style weight is ${spec.style.weight}; use 0–2`);
+  }
+  if (!Number.isInteger(spec.steps) || spec.steps < 1 || spec.steps > limits.maxSteps) {
+    fail(`steps must be a whole number from 1 to ${limits.maxSteps}, got ${spec.steps}`);
+  }
+  if (!(spec.cfg >= 1 && spec.cfg <= 30)) fail(`CFG scale must be between 1 and 30, got ${spec.cfg}`);
+  for (const [side, v] of [
+    ['width', spec.width],
+    ['height', spec.height],
+  ] as const) {
+    if (!Number.isInteger(v) || v % 64 !== 0 || v < limits.minSize || v > limits.maxSize) {
+      fail(
+        `${side} ${v} is not supported: use a multiple of 64 from ${limits.minSize} to ${limits.maxSize} (e.g. 512x512 or 512x768)`,
+      );
+    }
+  }
+  if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 2 ** 32 - 1) {
+    fail(`the seed must be a whole number from 0 to 4294967295, got ${spec.seed}`);
+  }
+  if (!isSamplerName(spec.sampler)) fail(`unknown sampler "${spec.sampler}"`);
+  const g = spec.guidance;
+  if (!(g.stepSize >= 0)) fail(`the guidance step size must be ≥ 0, got ${g.stepSize}`);
+  if (!(g.maskThreshold > 0 && g.maskThreshold < 1))
+    fail(`the mask threshold must be between 0 and 1, got ${g.maskThreshold}`);
+  if (!(g.temperature > 0)) fail(`the temperature must be > 0, got ${g.temperature}`);
+  if (!Number.isInteger(g.iterations) || g.iterations < 1)
+    fail(`iterations must be a whole number ≥ 1, got ${g.iterations}`);
+  return spec;
+}
