@@ -93,3 +93,13 @@ export function groupFeeds(
     [`${prefix}.negatives`]: G.hostTensor('float32', negatives, [m, m]),
   };
 }
+
+/** The loss on given maps [B, HW, T]: loss, embeddings and ∂loss/∂maps (for tests and the reference runner). */
+export function lossOnlyGraph(temperature = 0.5): G.Graph {
+  const g = new G.Graph('clora_loss');
+  const maps = g.input('maps', 'float32', ['B', 'HW', 'T']);
+  const { loss, embeddings } = contrastiveLoss(maps, groupInputs(maps), temperature);
+  const [gradMaps] = G.grad([loss], [maps]);
+  g.output('loss', loss).output('embeddings', embeddings).output('grad_maps', gradMaps);
+  return g;
+}
