@@ -33,21 +33,27 @@ export interface CompositionPlan {
   update: boolean;
 }
 
-function insertTriggers(prompt: string, word: string, triggers: string[]): string {
+function insertTriggers(prompt: string, word: string, triggers: string[], occurrence = 0): string {
   if (triggers.length === 0) return prompt;
-  const at = findWord(prompt, word);
+  const at = findWord(prompt, word, occurrence);
   if (at < 0) throw new SpecError(`the subject "${word}" does not appear in the prompt "${prompt}"`);
   return `${prompt.slice(0, at)}${triggers.join(' ')} ${prompt.slice(at)}`;
 }
 
-/** Character index of `word` in `prompt` as a whole word, case-insensitive; -1 when absent. */
-export function findWord(prompt: string, word: string): number {
+/** Character index of the n-th whole-word occurrence of `word`, case-insensitive; -1 when absent. */
+export function findWord(prompt: string, word: string, occurrence = 0): number {
   const escaped = word
     .trim()
     .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
     .replace(/\s+/g, '\\s+');
-  const m = new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, 'iu').exec(prompt);
-  return m ? m.index : -1;
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, 'giu');
+  let index = -1;
+  for (let i = 0; i <= occurrence; i++) {
+    const m = re.exec(prompt);
+    if (!m) return -1;
+    index = m.index;
+  }
+  return index;
 }
 
 function withStyle(prompt: string, spec: CompositionSpec): string {
@@ -55,16 +61,16 @@ function withStyle(prompt: string, spec: CompositionSpec): string {
   return t.length ? `${prompt}, ${t.join(' ')}` : prompt;
 }
 
-/** Token positions of a phrase's first occurrence; an error naming the phrase when it has none. */
-function positionsOf(tokens: TokenizedPrompt, phrase: string, where: string): number[] {
+/** Token positions of a phrase's n-th occurrence; an error naming the phrase when it has none. */
+function positionsOf(tokens: TokenizedPrompt, phrase: string, where: string, occurrence = 0): number[] {
   const found = findPhrase(tokens, phrase);
-  if (found.length === 0) {
+  if (found.length <= occurrence) {
     const cut = tokens.truncated
       ? ' (the prompt is longer than 75 tokens and it was cut off; shorten the prompt)'
       : '';
     throw new SpecError(`"${phrase}" has no tokens in ${where}${cut}`);
   }
-  return found[0];
+  return found[occurrence];
 }
 
 export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer): CompositionPlan {
@@ -75,7 +81,7 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
     loras,
   });
   for (const s of spec.subjects) {
-    if (findWord(spec.prompt, s.word) < 0) {
+    if (findWord(spec.prompt, s.word, s.occurrence) < 0) {
       throw new SpecError(
         `the subject "${s.word}" does not appear in the prompt "${spec.prompt}"; put the word in the text`,
       );
@@ -83,7 +89,10 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
   }
   const negative = tokenizer.encode(spec.negative);
   const base = withStyle(spec.prompt, spec);
-  const allTriggers = spec.subjects.reduce((p, s) => insertTriggers(p, s.word, s.triggers), spec.prompt);
+  const allTriggers = spec.subjects.reduce(
+    (p, s) => insertTriggers(p, s.word, s.triggers, s.occurrence),
+    spec.prompt,
+  );
   const subjectLoras = spec.subjects.map((s) => ({ lora: s.lora, weight: s.weight }));
 
   if (spec.method === 'none') {
@@ -127,7 +136,8 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
   const maskTokens: number[][] = [];
   spec.subjects.forEach((s, c) => {
     const own = branches[c + 1];
-    const wordPositions = positionsOf(own.tokens, s.word, `prompt ${c + 1} ("${own.prompt}")`);
+    const occurrence = s.occurrence ?? 0;
+    const wordPositions = positionsOf(own.tokens, s.word, `prompt ${c + 1} ("${own.prompt}")`, occurrence);
     const triggerPositions = s.triggers.flatMap((t) =>
       positionsOf(own.tokens, t, `prompt ${c + 1} ("${own.prompt}")`),
     );

@@ -21,6 +21,8 @@ export interface SubjectBinding {
   weight: number;
   /** trigger words put before the subject in this LoRA's prompt (may be empty) */
   triggers: string[];
+  /** which occurrence of the word in the prompt is the subject (0-based; default the first) */
+  occurrence?: number;
 }
 
 export interface GuidanceOptions {

@@ -1,0 +1,238 @@
+// npm run compose -- --model <dir|file> --lora tabby=path/to/tabby.safetensors --lora plush=…
+//                    "cat:<tabby> penguin:<plush> in a house" --seed 42 --out out/
+// Composes from the command line with the same /compose language the chat front speaks and
+// writes image.png, masks.png, maps.png and report.json; a progress bar goes to stderr.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import {
+  composeSettings,
+  loraCatalog,
+  parseCompose,
+  pointAtError,
+  resolveLoras,
+  withSeed,
+} from '../../commands/compose/index.ts';
+import { Engine } from '../../engine/clora/engine.ts';
+import type { Progress } from '../../engine/clora/pipeline.ts';
+import type { GuidanceOptions } from '../../engine/clora/spec.ts';
+import { renderComposition } from '../render/composition.ts';
+import { decodedImage } from '../render/image.ts';
+import { encodePng } from '../render/index.ts';
+import { type ResolvedLora, specFromRequest } from '../worker/spec.ts';
+
+const USAGE = `usage: npm run compose -- --model <diffusers dir | .safetensors> --lora NAME=FILE [--lora …]
+         "<compose text>" [compose options: --seed N --steps N --size WxH --cfg X --neg "…" --sampler S --method M]
+         [--out DIR] [--tokenizer DIR] [--trigger NAME=WORDS] [--threads N] [--device cpu|cuda] [--cache DIR]
+         [--no-update] [--no-mask] [--published] [--iterations N] [--loss-threshold X] [--step-size X]
+         [--mask-threshold X] [--morphology none|open|close|dilate|erode] [--apply-mask-after N] [--no-te-lora]`;
+
+interface CliOptions {
+  model?: string;
+  tokenizer?: string;
+  out: string;
+  loras: Map<string, string>;
+  triggers: Map<string, string[]>;
+  threads?: number;
+  device: 'cpu' | 'cuda';
+  cache?: string;
+  guidance: Partial<GuidanceOptions>;
+  textEncoderLora: boolean;
+  composeWords: string[];
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
+/** Splits our own flags from the words of the compose command (which keep its options). */
+export function parseCli(argv: string[]): CliOptions {
+  const o: CliOptions = {
+    out: 'out',
+    loras: new Map(),
+    triggers: new Map(),
+    device: 'cpu',
+    guidance: {},
+    textEncoderLora: true,
+    composeWords: [],
+  };
+  const pair = (v: string | undefined, flag: string): [string, string] => {
+    const at = v?.indexOf('=') ?? -1;
+    if (!v || at <= 0) fail(`${flag} takes NAME=VALUE, got ${JSON.stringify(v)}`);
+    return [v.slice(0, at), v.slice(at + 1)];
+  };
+  const num = (v: string | undefined, flag: string) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n)) fail(`${flag} takes a number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => argv[++i];
+    switch (a) {
+      case '--model':
+        o.model = next();
+        break;
+      case '--tokenizer':
+        o.tokenizer = next();
+        break;
+      case '--out':
+        o.out = next();
+        break;
+      case '--lora': {
+        const [name, file] = pair(next(), '--lora');
+        o.loras.set(name, file);
+        break;
+      }
+      case '--trigger': {
+        const [name, words] = pair(next(), '--trigger');
+        o.triggers.set(name, words.split(/[\s,]+/).filter(Boolean));
+        break;
+      }
+      case '--threads':
+        o.threads = num(next(), a);
+        break;
+      case '--device': {
+        const d = next();
+        if (d !== 'cpu' && d !== 'cuda') fail(`--device is cpu or cuda, got ${JSON.stringify(d)}`);
+        o.device = d;
+        break;
+      }
+      case '--cache':
+        o.cache = next();
+        break;
+      case '--no-update':
+        o.guidance.update = false;
+        break;
+      case '--no-mask':
+        o.guidance.mask = false;
+        break;
+      case '--published':
+        o.guidance.published = true;
+        break;
+      case '--iterations':
+        o.guidance.iterations = num(next(), a);
+        break;
+      case '--loss-threshold':
+        o.guidance.lossThreshold = num(next(), a);
+        break;
+      case '--step-size':
+        o.guidance.stepSize = num(next(), a);
+        break;
+      case '--mask-threshold':
+        o.guidance.maskThreshold = num(next(), a);
+        break;
+      case '--apply-mask-after':
+        o.guidance.applyMaskAfter = num(next(), a);
+        break;
+      case '--morphology': {
+        const m = next();
+        if (!['none', 'open', 'close', 'dilate', 'erode'].includes(m))
+          fail(`--morphology is none|open|close|dilate|erode`);
+        o.guidance.morphology = m as GuidanceOptions['morphology'];
+        break;
+      }
+      case '--no-te-lora':
+        o.textEncoderLora = false;
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        process.exit(0);
+        break;
+      default: {
+        // The compose language's own words and options; an option's value stays one argument.
+        const afterOption = (argv[i - 1] ?? '').startsWith('--') && !(argv[i - 1] ?? '').includes('=');
+        o.composeWords.push(afterOption && /\s/.test(a) ? `"${a.replace(/"/g, '')}"` : a);
+      }
+    }
+  }
+  return o;
+}
+
+function progressBar(p: Progress): string {
+  const width = 28;
+  const done = Math.round((p.step / Math.max(1, p.steps)) * width);
+  const bar = `${'█'.repeat(done)}${'░'.repeat(width - done)}`;
+  const eta = p.etaMs !== undefined ? ` ETA ${Math.ceil(p.etaMs / 1000)}s` : '';
+  const update = p.phase === 'guidance' ? ` update ${p.iteration} loss ${p.loss?.toFixed(4)}` : '';
+  return `\r${bar} step ${p.step}/${p.steps} ${p.phase}${update}${eta}`.padEnd(90);
+}
+
+async function main(): Promise<void> {
+  const o = parseCli(process.argv.slice(2));
+  if (!o.model)
+    fail(`--model is missing: point it at an SD 1.5 diffusers folder or .safetensors file\n${USAGE}`);
+  if (o.composeWords.length === 0)
+    fail(`no compose text given, e.g. "cat:<tabby> penguin:<plush> in a house"\n${USAGE}`);
+  const settings = composeSettings();
+  const text = o.composeWords.join(' ');
+  const parsed = parseCompose(text, settings);
+  if (!parsed.ok) fail(`${parsed.error.message}\n${pointAtError(text, parsed.error)}`);
+  const resolved = resolveLoras(parsed.request, loraCatalog([...o.loras.keys()]), parsed.source);
+  if (!resolved.ok) {
+    fail(
+      `${resolved.error.message}${o.loras.size === 0 ? '\nregister LoRA files with --lora NAME=FILE' : ''}`,
+    );
+  }
+  const request = withSeed(resolved.request);
+
+  process.stderr.write(`loading ${o.model} …\n`);
+  const engine = await Engine.load({
+    modelPath: o.model,
+    tokenizerDir: o.tokenizer,
+    provider: o.device,
+    threads: o.threads,
+    cacheDir: o.cache ?? resolve('.cache', 'models'),
+  });
+  const lookup = (name: string): ResolvedLora => {
+    const entry = [...o.loras.entries()].find(([n]) => n.toLowerCase() === name.toLowerCase());
+    if (!entry) throw new Error(`unknown LoRA '${name}'`);
+    const ref = { name: entry[0], path: resolve(entry[1]) };
+    const file = engine.loadLora(ref);
+    const triggers =
+      o.triggers.get(entry[0]) ?? (file.triggerCandidates.length ? [file.triggerCandidates[0]] : [entry[0]]);
+    return { ref, triggers };
+  };
+  const spec = specFromRequest(request, lookup, { guidance: undefined, textEncoderLora: o.textEncoderLora });
+  Object.assign(spec.guidance, o.guidance);
+
+  const result = await engine.compose(spec, { onProgress: (p) => process.stderr.write(progressBar(p)) });
+  process.stderr.write('\n');
+  mkdirSync(o.out, { recursive: true });
+  const rgb = decodedImage(result.image, result.width, result.height);
+  writeFileSync(join(o.out, 'image.png'), await encodePng(rgb));
+  const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes: 64 * 1024 * 1024 });
+  if (pictures.masks) writeFileSync(join(o.out, 'masks.png'), pictures.masks.bytes);
+  if (pictures.maps) writeFileSync(join(o.out, 'maps.png'), pictures.maps.bytes);
+  const report = {
+    command: text,
+    spec: result.spec,
+    prompts: result.prompts,
+    loras: [...new Set(result.spec.subjects.map((s) => s.lora.path))].map((path) => {
+      const f = engine.loadLora({ name: basename(path), path });
+      return {
+        path,
+        name: f.name,
+        format: f.format,
+        rank: f.rank,
+        sha256: f.sha256,
+        unmatchedKeys: f.unmatched.length,
+      };
+    }),
+    losses: result.losses,
+    maskPixels: result.masks.map((m) => m.reduce((a, b) => a + b, 0)),
+    timingsMs: result.timings,
+    load: engine.loadTimings,
+  };
+  writeFileSync(join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stderr.write(
+    `wrote ${join(o.out, 'image.png')}${pictures.masks ? ', masks.png' : ''}${pictures.maps ? ', maps.png' : ''}, report.json (seed ${spec.seed}, ${(result.timings.total / 1000).toFixed(1)} s)\n`,
+  );
+  await engine.close();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: unknown) => fail((e as Error).message));
+}
