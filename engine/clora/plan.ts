@@ -126,7 +126,7 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
   const branches = [
     branch(base, style),
     ...spec.subjects.map((s) =>
-      branch(withStyle(insertTriggers(spec.prompt, s.word, s.triggers), spec), [
+      branch(withStyle(insertTriggers(spec.prompt, s.word, s.triggers, s.occurrence), spec), [
         { lora: s.lora, weight: s.weight },
         ...style,
       ]),
