@@ -22,7 +22,9 @@ export const DEFAULT_PREFIX = 'clora';
  */
 export function openRedis(connection: BullConnection, waitForRedis: boolean): Redis {
   const redis = new Redis(connection.redisUrl, {
-    maxRetriesPerRequest: waitForRedis ? null : 20,
+    maxRetriesPerRequest: waitForRedis ? null : 8,
+    // Steady reconnects: back within two seconds of Redis returning (ioredis's default backs off to 5 s).
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     connectionName: 'clora',
   });
   redis.on('error', (error: Error) => connection.onError?.(error));

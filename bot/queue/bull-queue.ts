@@ -62,7 +62,6 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
     events.on('removed', ({ jobId }, eventId) =>
       this.#handle(eventId, () => this.#finished(jobId, 'the job was removed from the queue')),
     );
-    events.on('error', (error) => options.onError?.(error));
   }
 
   static async open<Data, Result, Progress = Json>(
@@ -73,18 +72,27 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
     const queue = new Queue(queueName, { connection: redis, prefix });
     queue.on('error', (error) => options.onError?.(error));
     const store = new JobStore(redis, queue.toKey('clora'), RECENT_RUNS);
-    // Read from a known point, not '$': events between now and the first read must not be lost.
-    const cursor =
-      options.consumer === undefined ? null : await redis.get(cursorKey(store, options.consumer));
-    const latest = await redis.xrevrange(queue.keys.events, '+', '-', 'COUNT', 1);
-    const eventsRedis = openRedis(options, true);
-    const events = new QueueEvents(queueName, {
-      connection: eventsRedis,
-      prefix,
-      lastEventId: cursor ?? latest[0]?.[0] ?? '0',
-    });
-    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
-    return new BullQueue(options, redis, eventsRedis, queue, store, events);
+    let eventsRedis: Redis | undefined;
+    try {
+      // Read from a known point, not '$': events between now and the first read must not be lost.
+      const cursor =
+        options.consumer === undefined ? null : await redis.get(cursorKey(store, options.consumer));
+      const latest = await redis.xrevrange(queue.keys.events, '+', '-', 'COUNT', 1);
+      eventsRedis = openRedis(options, true);
+      const events = new QueueEvents(queueName, {
+        connection: eventsRedis,
+        prefix,
+        lastEventId: cursor ?? latest[0]?.[0] ?? '0',
+      });
+      events.on('error', (error) => options.onError?.(error));
+      await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+      return new BullQueue(options, redis, eventsRedis, queue, store, events);
+    } catch (error) {
+      await queue.close().catch(() => undefined);
+      redis.disconnect();
+      eventsRedis?.disconnect();
+      throw error;
+    }
   }
 
   async enqueue(data: Data, options: EnqueueOptions): Promise<EnqueueOutcome> {

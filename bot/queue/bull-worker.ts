@@ -45,13 +45,18 @@ export async function startBullWorker<Data, Result, Progress = Json>(
   async function run(job: Job, bullSignal: AbortSignal | undefined): Promise<null> {
     const id = job.id!;
     const attempt = job.attemptsStarted;
-    const begun = await store.start(id, attempt);
+    // Listen before reading the record: a cancel published meanwhile still reaches this run.
+    const own = new AbortController();
+    running.set(id, own);
+    const begun = await store.start(id, attempt).catch((error: unknown) => {
+      running.delete(id);
+      throw error;
+    });
+    if (begun.kind !== 'run') running.delete(id);
     if (begun.kind === 'missing') throw new UnrecoverableError('the job record has expired or was lost');
     if (begun.kind === 'final') return outcome(begun.state, 'the job had already finished');
     if (begun.kind === 'cancel') return outcome(await store.settle(id, { target: 'cancelled' }), '');
 
-    const own = new AbortController();
-    running.set(id, own);
     const signal = bullSignal ? AbortSignal.any([own.signal, bullSignal]) : own.signal;
     const startedAt = Date.now();
     let result: { output: CheckedOutput } | { error: unknown };
