@@ -201,8 +201,8 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
       error: { message: reason, kind: 'internal' },
     });
     if (state === 'cancelled') this.#emit({ type: 'cancelled', id });
-    else if (state === 'failed') {
-      const record = await this.store.read(id);
+    else if (state === 'failed' || state === 'missing') {
+      const record = state === 'failed' ? await this.store.read(id) : undefined;
       this.#emit({ type: 'failed', id, error: record?.error ?? { message: reason, kind: 'internal' } });
     }
   }
