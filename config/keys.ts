@@ -35,9 +35,8 @@ const snowflake = () => kind(z.string().regex(/^\d{17,20}$/), 'a Discord snowfla
 const prefixedToken = (prefix: string, what: string) =>
   kind(z.string().regex(new RegExp(`^${prefix}[A-Za-z0-9-]{10,}$`)), `${what} (${prefix}…)`);
 
-interface KeyMeta<Out> {
+interface KeyMeta {
   description: string;
-  default?: Out;
   /** How the default reads in the docs when it is computed rather than a constant. */
   defaultText?: string;
   secret?: boolean;
@@ -50,19 +49,18 @@ export interface ConfigKey<S extends z.ZodType = z.ZodType> extends ValueKind<S>
   secret: boolean;
 }
 
-function optional<S extends z.ZodType>(k: ValueKind<S>, meta: KeyMeta<never>): ConfigKey<z.ZodOptional<S>> {
+function optional<S extends z.ZodType>(k: ValueKind<S>, meta: KeyMeta): ConfigKey<z.ZodOptional<S>> {
   return { ...meta, schema: k.schema.optional(), expects: k.expects, secret: meta.secret ?? false };
 }
 
 function withDefault<S extends z.ZodType>(
   k: ValueKind<S>,
-  value: z.output<S>,
-  meta: Omit<KeyMeta<z.output<S>>, 'default'>,
+  value: z.util.NoUndefined<z.output<S>>,
+  meta: KeyMeta,
 ): ConfigKey<z.ZodDefault<S>> {
   return {
     ...meta,
-    // biome-ignore lint/suspicious/noExplicitAny: zod's default() wants its own no-undefined helper type
-    schema: k.schema.default(value as any),
+    schema: k.schema.default(value),
     expects: k.expects,
     defaultText: meta.defaultText ?? String(value),
     secret: meta.secret ?? false,

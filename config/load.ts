@@ -171,8 +171,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
   return {
     engine: {
       modelPath,
-      tokenizerDir:
-        pathOf('TOKENIZER_DIR') ?? (modelPath === undefined ? undefined : join(modelPath, 'tokenizer')),
+      // Unset: the checkpoint's own tokenizer/ (in a diffusers folder, or beside a single file).
+      tokenizerDir: pathOf('TOKENIZER_DIR'),
       loraDir: pathOf('LORA_DIR', 'loras')!,
       cacheDir: pathOf('CACHE_DIR', '.cache')!,
       device: v.ENGINE_DEVICE,
