@@ -1,7 +1,7 @@
 // loadConfig: environment over an optional JSON file, parsed key by key against the key
 // table, checked across keys, and grouped into the typed Config the rest of the bot reads.
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { type ConfigKeyName, type ConfigValues, configFileKey, configKeys, type logLevels } from './keys.ts';
 import { registerSecret } from './redact.ts';
 
