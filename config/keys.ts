@@ -75,8 +75,8 @@ export const configKeys = {
     description: 'SD 1.5 checkpoint: a diffusers folder or a single .safetensors file (LDM key layout)',
   }),
   TOKENIZER_DIR: optional(path('a folder holding vocab.json and merges.txt'), {
-    description: 'CLIP tokenizer folder (vocab.json, merges.txt); set it for a single-file checkpoint',
-    defaultText: '<MODEL_PATH>/tokenizer',
+    description: 'CLIP tokenizer folder (vocab.json, merges.txt)',
+    defaultText: "the checkpoint's tokenizer/ (inside a diffusers folder, beside a single file)",
   }),
   LORA_DIR: optional(path('a folder of LoRA .safetensors files'), {
     description: 'folder of LoRA .safetensors files the bot offers',

@@ -295,6 +295,11 @@ describe('redact', () => {
     assert.equal((out.err as Error).name, 'TypeError');
     assert.equal((out.err as Error).message, 'bad [redacted]');
     assert.ok(!(out.err as Error).stack?.includes(slackToken));
+    assert.equal(
+      redact({ tokenizerDir: '/m/tokenizer' }).tokenizerDir,
+      '/m/tokenizer',
+      'a path, not a token',
+    );
     const bytes = new Uint8Array([1, 2]);
     assert.equal(redact({ bytes }).bytes, bytes);
     assert.equal(redact(7), 7);
