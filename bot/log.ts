@@ -1,0 +1,35 @@
+// One-line structured logs on stdout/stderr, filtered by LOG_LEVEL. Values pass through
+// redactText so a token that ends up in a message is masked anyway.
+
+import { redactText } from '../config/index.ts';
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LEVELS)[number] | 'silent';
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string, error?: unknown): void;
+  child(scope: string): Logger;
+}
+
+export function createLogger(level: LogLevel = 'info', scope = 'bot'): Logger {
+  const min = level === 'silent' ? Number.POSITIVE_INFINITY : LEVELS.indexOf(level);
+  const write = (at: (typeof LEVELS)[number], message: string) => {
+    if (LEVELS.indexOf(at) < min) return;
+    const line = `${new Date().toISOString()} ${at.padEnd(5)} [${scope}] ${redactText(message)}\n`;
+    (LEVELS.indexOf(at) >= LEVELS.indexOf('warn') ? process.stderr : process.stdout).write(line);
+  };
+  return {
+    debug: (m) => write('debug', m),
+    info: (m) => write('info', m),
+    warn: (m) => write('warn', m),
+    error: (m, e) =>
+      write(
+        'error',
+        e === undefined ? m : `${m}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      ),
+    child: (s) => createLogger(level, `${scope}/${s}`),
+  };
+}

@@ -1,0 +1,64 @@
+// npm start: the bot. Discord and/or Slack when their tokens are set; otherwise a local
+// playground on 127.0.0.1. Without REDIS_URL the engine runs in this process, on its own
+// thread; with it, `npm run worker` processes jobs on any number of hosts.
+
+import { ConfigError, loadConfig, redact } from '../config/index.ts';
+import type { Adapter } from './adapter.ts';
+import { startApp } from './app.ts';
+import { createLogger } from './log.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (e) {
+    process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel);
+  const adapters: Adapter[] = [];
+  const usePlayground = !config.discord && !config.slack;
+  // The playground's address is the first thing a newcomer needs: say it before loading anything.
+  if (usePlayground) {
+    log.info(
+      `playground: open http://${config.playground.host}:${config.playground.port} in a browser (no Discord or Slack token is set)`,
+    );
+  }
+  const app = await startApp(config, { log });
+  log.debug(`configuration: ${JSON.stringify(redact(config))}`);
+  const status = app.model();
+  if (!status.ready) log.warn(status.message ?? 'no model');
+
+  if (usePlayground) {
+    const { startPlayground } = await import('./playground/index.ts');
+    adapters.push(await startPlayground(app));
+  }
+  if (config.discord) {
+    const { startDiscord } = await import('./discord/index.ts');
+    adapters.push(await startDiscord(app));
+  }
+  if (config.slack) {
+    const { startSlack } = await import('./slack/index.ts');
+    adapters.push(await startSlack(app));
+  }
+  for (const a of adapters) log.info(`${a.name} ready: ${a.address}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    await Promise.allSettled(adapters.map((a) => a.stop()));
+    await app.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(
+    `clora-bot could not start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  );
+  process.exit(1);
+});

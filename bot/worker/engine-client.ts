@@ -1,0 +1,136 @@
+// Runs the engine on its own thread and talks to it: start, compose (with progress and
+// cancellation), close. A thread that dies (out of memory, a native crash) fails its job
+// as an engine fault, which the queue retries, and is started again for the next one.
+
+import { Worker } from 'node:worker_threads';
+import type { EngineOptions, LoadTimings } from '../../engine/clora/engine.ts';
+import type { CompositionSpec } from '../../engine/clora/spec.ts';
+import type {
+  CompositionSummary,
+  ErrorKind,
+  ThreadProgress,
+  ThreadReply,
+  ThreadRequest,
+} from './messages.ts';
+
+export class EngineJobError extends Error {
+  override name = 'EngineJobError';
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ComposeOutcome {
+  summary: CompositionSummary;
+  pictures: Record<string, { bytes: Uint8Array; mime: string }>;
+}
+
+interface Pending {
+  resolve: (o: ComposeOutcome) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: ThreadProgress) => void;
+}
+
+export type EngineState =
+  | { state: 'loading' }
+  | { state: 'ready'; load: LoadTimings }
+  | { state: 'failed'; kind: ErrorKind; message: string };
+
+export class EngineThread {
+  private worker!: Worker;
+  private readyPromise!: Promise<LoadTimings>;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closing = false;
+  status: EngineState = { state: 'loading' };
+
+  constructor(private readonly options: EngineOptions & { previewEveryMs?: number }) {
+    this.spawn();
+  }
+
+  /** Resolves when the model is loaded; rejects with the reason it could not be. */
+  ready(): Promise<LoadTimings> {
+    return this.readyPromise;
+  }
+
+  compose(
+    spec: CompositionSpec,
+    opts: { signal?: AbortSignal; onProgress?: (p: ThreadProgress) => void; maxBytes?: number } = {},
+  ): Promise<ComposeOutcome> {
+    return this.readyPromise.then(
+      () =>
+        new Promise<ComposeOutcome>((resolve, reject) => {
+          const id = this.nextId++;
+          this.pending.set(id, { resolve, reject, onProgress: opts.onProgress });
+          const cancel = () => this.send({ type: 'cancel', id });
+          if (opts.signal?.aborted) cancel();
+          opts.signal?.addEventListener('abort', cancel, { once: true });
+          this.send({ type: 'compose', id, spec, maxBytes: opts.maxBytes ?? 10 * 1024 * 1024 });
+        }),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.send({ type: 'close' });
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private send(message: ThreadRequest): void {
+    this.worker.postMessage(message);
+  }
+
+  private spawn(): void {
+    this.status = { state: 'loading' };
+    this.worker = new Worker(new URL('./engine-thread-entry.mjs', import.meta.url), {
+      workerData: this.options,
+    });
+    this.readyPromise = new Promise<LoadTimings>((resolve, reject) => {
+      this.worker.on('message', (m: ThreadReply) => {
+        if (m.type === 'ready') {
+          this.status = { state: 'ready', load: m.load };
+          resolve(m.load);
+        } else if (m.type === 'load-failed') {
+          this.status = { state: 'failed', kind: m.kind, message: m.message };
+          reject(new EngineJobError(m.kind, m.message));
+        } else this.onJobMessage(m);
+      });
+      this.worker.on('error', (e: Error) => {
+        this.status = { state: 'failed', kind: 'internal', message: e.message };
+        reject(e);
+        this.failAll(new EngineJobError('internal', `the engine thread crashed: ${e.message}`));
+      });
+      this.worker.on('exit', (code) => {
+        this.failAll(new EngineJobError('internal', `the engine thread stopped (exit code ${code})`));
+        if (!this.closing && this.status.state === 'ready') this.spawn();
+      });
+    });
+    this.readyPromise.catch(() => {});
+  }
+
+  private onJobMessage(m: Exclude<ThreadReply, { type: 'ready' | 'load-failed' }>): void {
+    const job = this.pending.get(m.id);
+    if (!job) return;
+    if (m.type === 'progress') job.onProgress?.(m.progress);
+    else if (m.type === 'done') {
+      this.pending.delete(m.id);
+      job.resolve({ summary: m.summary, pictures: m.pictures });
+    } else {
+      this.pending.delete(m.id);
+      job.reject(new EngineJobError(m.kind, m.message));
+    }
+  }
+
+  private failAll(error: Error): void {
+    for (const [id, job] of this.pending) {
+      this.pending.delete(id);
+      job.reject(error);
+    }
+  }
+}

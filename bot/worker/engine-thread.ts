@@ -1,0 +1,114 @@
+// The engine's own thread: onnxruntime's run holds the JS thread for the length of a UNet
+// pass, so compositions run here and the bot's (or worker's) event loop stays free for
+// chat traffic, queue locks and heartbeats. Messages in: compose, cancel. Out: ready,
+// progress, done, failed.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { Engine, type EngineOptions } from '../../engine/clora/engine.ts';
+import { CancelledError, type Progress } from '../../engine/clora/pipeline.ts';
+import type { CompositionSpec } from '../../engine/clora/spec.ts';
+import { renderComposition } from '../render/composition.ts';
+import { latentPreview } from '../render/index.ts';
+import { classifyError, type ThreadReply, type ThreadRequest } from './messages.ts';
+
+const port = parentPort;
+if (!port) throw new Error('engine-thread.ts runs as a worker thread');
+
+const options = workerData as EngineOptions & { previewEveryMs?: number };
+const controllers = new Map<number, AbortController>();
+
+async function compose(id: number, spec: CompositionSpec, maxBytes: number): Promise<void> {
+  const controller = new AbortController();
+  controllers.set(id, controller);
+  let lastPreview = 0;
+  let posted = 0; // progress messages sent; a preview that finishes after a newer one is dropped
+  try {
+    const engine = await loading;
+    const h = spec.height / 8;
+    const w = spec.width / 8;
+    const result = await engine.compose(spec, {
+      signal: controller.signal,
+      onProgress: (p: Progress) => {
+        const now = performance.now();
+        const wantPreview =
+          p.latent && p.phase === 'denoise' && now - lastPreview > (options.previewEveryMs ?? 2000);
+        const progress = {
+          phase: p.phase,
+          step: p.step,
+          steps: p.steps,
+          iteration: p.iteration,
+          loss: p.loss,
+          etaMs: p.etaMs,
+        };
+        post({ type: 'progress', id, progress });
+        const seq = ++posted;
+        if (!wantPreview) return;
+        lastPreview = now;
+        latentPreview(p.latent!.slice(), h, w, { maxBytes: 48 * 1024 })
+          .then((img) => {
+            if (seq === posted)
+              post({
+                type: 'progress',
+                id,
+                progress: { ...progress, preview: Buffer.from(img.bytes).toString('base64') },
+              });
+          })
+          .catch(() => {});
+      },
+    });
+    const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes });
+    const masks = result.masks;
+    const total = masks[0]?.length ?? 0;
+    const names = ['background', ...result.spec.subjects.map((s) => `${s.word}: ${s.lora.name}`)];
+    const maskShares = masks.length
+      ? masks.map((m, i) => ({ name: names[i] ?? `LoRA ${i}`, share: m.reduce((a, b) => a + b, 0) / total }))
+      : undefined;
+    const losses = result.losses;
+    post({
+      type: 'done',
+      id,
+      summary: {
+        seed: spec.seed,
+        prompts: result.prompts,
+        width: result.width,
+        height: result.height,
+        method: spec.method,
+        timings: result.timings,
+        loss: losses.length
+          ? { first: losses[0].loss, last: losses[losses.length - 1].loss, updates: losses.length }
+          : undefined,
+        maskShares: maskShares ? [...maskShares.slice(1), maskShares[0]] : undefined,
+      },
+      pictures: Object.fromEntries(
+        Object.entries(pictures).map(([k, v]) => [k, { bytes: new Uint8Array(v.bytes), mime: v.mime }]),
+      ),
+    });
+  } catch (e) {
+    if (e instanceof CancelledError || controller.signal.aborted)
+      post({ type: 'failed', id, kind: 'cancelled', message: 'cancelled' });
+    else post({ type: 'failed', id, ...classifyError(e) });
+  } finally {
+    controllers.delete(id);
+  }
+}
+
+function post(message: ThreadReply): void {
+  const transfer: ArrayBuffer[] = [];
+  if (message.type === 'done')
+    for (const p of Object.values(message.pictures)) transfer.push(p.bytes.buffer as ArrayBuffer);
+  port!.postMessage(message, transfer);
+}
+
+const loading = Engine.load(options);
+loading.then(
+  (engine) => post({ type: 'ready', load: engine.loadTimings }),
+  (e: unknown) => post({ type: 'load-failed', ...classifyError(e) }),
+);
+
+port.on('message', (message: ThreadRequest) => {
+  if (message.type === 'compose') void compose(message.id, message.spec, message.maxBytes);
+  else if (message.type === 'cancel') controllers.get(message.id)?.abort();
+  else if (message.type === 'close') {
+    void loading.then((e) => e.close()).finally(() => process.exit(0));
+  }
+});

@@ -1,0 +1,66 @@
+// npm run worker: a GPU (or CPU) host that takes composition jobs from Redis. Start as
+// many as you like; BullMQ hands each job to one of them and re-runs a job whose worker
+// died. Needs REDIS_URL, MODEL_PATH and the same LoRA files under LORA_DIR as the bot.
+
+import { ConfigError, loadConfig } from '../../config/index.ts';
+import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { LoraLibrary } from '../library/index.ts';
+import { createLogger } from '../log.ts';
+import { startBullWorker } from '../queue/index.ts';
+import { EngineThread } from './engine-client.ts';
+import { composeProcessor } from './processor.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env, { role: 'worker' });
+  } catch (e) {
+    process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel, 'worker');
+  const modelPath = config.engine.modelPath!;
+  const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
+  const library = await LoraLibrary.open(config.engine.loraDir, {
+    unet: ck.unet.weights,
+    textEncoder: ck.textEncoder.weights,
+  });
+  library.on('warning', (m) => log.warn(m));
+  const engine = new EngineThread({
+    modelPath,
+    tokenizerDir: config.engine.tokenizerDir,
+    provider: config.engine.device,
+    dtype: config.engine.dtype,
+    threads: config.engine.threads,
+    cacheDir: config.engine.cacheDir,
+    limits: {
+      maxLoras: config.limits.maxLoras,
+      maxSteps: config.limits.maxSteps,
+      minSize: 64,
+      maxSize: config.limits.maxSize,
+    },
+  });
+  const load = await engine.ready();
+  log.info(
+    `engine ready in ${((load.checkpointMs + load.compileMs) / 1000).toFixed(1)} s; taking jobs from Redis`,
+  );
+  const worker = await startBullWorker(composeProcessor(engine, library), {
+    redisUrl: config.queue.redisUrl!,
+    concurrency: 1,
+    onError: (e: Error) => log.warn(`queue: ${e.message}`),
+  });
+  const stop = async () => {
+    log.info('stopping: finishing the running job');
+    await worker.close();
+    await engine.close();
+    library.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`the worker could not start: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
