@@ -95,3 +95,48 @@ export function progressReply(jobId: string, progress: JobProgress, ephemeral = 
       }
     : { kind: 'progress', jobId, progress, ephemeral };
 }
+
+/** Buttons and selects of /loras and /lora: a page of the list, a LoRA's card, "Try it". */
+export type LoraAction =
+  /** page `page` (0-based) of /loras, searching `query` ('' lists every LoRA) */
+  | { kind: 'loras'; page: number; query: string }
+  /** the select on a /loras page; the chosen option's value is a LoRA name */
+  | { kind: 'lora-card' }
+  /** open /compose with this LoRA bound to a subject */
+  | { kind: 'lora-try'; lora: string };
+
+const LORA_ACTION_NAME = /^[^\s:]{1,90}$/;
+
+/** The id for `action`; throws when a name or query cannot fit (callers cut queries short first). */
+export function encodeLoraActionId(action: LoraAction): string {
+  switch (action.kind) {
+    case 'lora-card':
+      return 'lora-card';
+    case 'lora-try':
+      if (!LORA_ACTION_NAME.test(action.lora)) {
+        throw new RangeError(`LoRA name '${action.lora}' must be 1–90 characters without spaces or ':'`);
+      }
+      return `lora-try:${action.lora}`;
+    case 'loras': {
+      const { page, query } = action;
+      if (!(Number.isInteger(page) && page >= 0 && page <= MAX_PAGE)) {
+        throw new RangeError(`/loras page ${page} must be 0–${MAX_PAGE}`);
+      }
+      const id = query === '' ? `loras:${page}` : `loras:${page}:${query}`;
+      if (id.length > 100) throw new RangeError(`/loras query '${query}' is too long for an action id`);
+      return id;
+    }
+  }
+}
+
+/** The /loras or /lora action an id names, or null for anything encodeLoraActionId would not write. */
+export function decodeLoraActionId(id: string): LoraAction | null {
+  if (id.length > 100) return null;
+  if (id === 'lora-card') return { kind: 'lora-card' };
+  if (id.startsWith('lora-try:')) {
+    const lora = id.slice('lora-try:'.length);
+    return LORA_ACTION_NAME.test(lora) ? { kind: 'lora-try', lora } : null;
+  }
+  const m = /^loras:(0|[1-9]\d{0,3})(?::([\s\S]+))?$/.exec(id);
+  return m ? { kind: 'loras', page: Number(m[1]), query: m[2] ?? '' } : null;
+}
