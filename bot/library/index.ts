@@ -310,9 +310,9 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
         };
       }
     }
-    for (const path of [...(scan?.sidecarPaths ?? []), scan?.previewPath]) {
-      if (path) await unlink(path).catch(() => undefined);
-    }
+    const previews = scan ? previewNames(scan.stem).map((n) => join(this.dir, n)) : [];
+    for (const path of [...(scan?.sidecarPaths ?? []), ...previews])
+      await unlink(path).catch(() => undefined);
     await this.rescan();
     return { ok: true, entry };
   }

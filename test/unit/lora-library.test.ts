@@ -609,6 +609,7 @@ describe('add and remove', () => {
     const dir = folder(FIXTURES[0], FIXTURES[1]);
     writeFileSync(join(dir, 'lora_i_kohya_unet_te.json'), JSON.stringify({ name: 'Tabby' }));
     writeFileSync(join(dir, 'lora_i_kohya_unet_te.png'), PNG);
+    writeFileSync(join(dir, 'lora_i_kohya_unet_te.preview.png'), PNG);
     const lib = await library(dir);
     const typo = await lib.remove('tabyb');
     assert.ok(!typo.ok && /did you mean 'tabby'/.test(typo.message), 'a typo gets the closest name');
