@@ -2,7 +2,12 @@
 // Redis with remote workers, or in this process with the engine on its own thread) and the
 // platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
 
-import { composeSettings } from '../commands/compose/index.ts';
+import { hostname } from 'node:os';
+import {
+  composeSettings,
+  DEFAULT_COMPOSE_DEFAULTS,
+  DEFAULT_COMPOSE_LIMITS,
+} from '../commands/compose/index.ts';
 import {
   BLOB,
   type ComposeJobData,
@@ -46,7 +51,9 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       log.error(`cannot open the model at ${modelPath}`, e);
     }
   }
-  const library = await LoraLibrary.open(config.engine.loraDir, base);
+  const library = await LoraLibrary.open(config.engine.loraDir, base, {
+    maxAddBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
+  });
   library.on('warning', (m) => log.warn(m));
 
   let queue: ComposeQueue;
@@ -54,6 +61,8 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
   if (config.queue.redisUrl) {
     queue = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
       redisUrl: config.queue.redisUrl,
+      // A stable consumer name lets a restarted bot replay the completions it missed.
+      consumer: `bot-${hostname()}`,
       onError: (e) => log.warn(`queue: ${e.message}`),
       ...queueSettings(config.queue),
     });
@@ -84,7 +93,14 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
           ),
         (e: Error) => log.error(`the engine could not load ${modelPath}: ${e.message}`),
       );
-      local.startWorker(composeProcessor(engine, library));
+      local.startWorker(
+        composeProcessor(engine, library, {
+          guidance: {
+            iterations: config.engine.guidanceIterations,
+            lossThreshold: config.engine.guidanceLossThreshold,
+          },
+        }),
+      );
     }
     queue = local;
   }
@@ -99,11 +115,18 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     return { ready: true };
   };
 
+  // A MAX_SIZE under the usual 256 minimum or 512 default narrows both, so some size stays valid.
+  const largestSide = Math.max(64, Math.floor(config.limits.maxSize / 64) * 64);
   const settings = composeSettings({
     limits: {
       maxLoras: config.limits.maxLoras,
       maxSteps: config.limits.maxSteps,
       maxSide: config.limits.maxSize,
+      minSide: Math.min(DEFAULT_COMPOSE_LIMITS.minSide, largestSide),
+    },
+    defaults: {
+      width: Math.min(DEFAULT_COMPOSE_DEFAULTS.width, largestSide),
+      height: Math.min(DEFAULT_COMPOSE_DEFAULTS.height, largestSide),
     },
   });
   const commands = new ComposeCommands({ queue, library, settings, model });

@@ -19,6 +19,9 @@ const path = (what: string) => kind(z.string().min(1), `a path to ${what}`);
 const int = (min: number, max: number) =>
   kind(z.coerce.number().int().min(min).max(max), `an integer from ${min} to ${max}`);
 
+const decimal = (min: number, max: number) =>
+  kind(z.coerce.number().min(min).max(max), `a number from ${min} to ${max}`);
+
 function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return kind(z.enum(values), `one of ${values.join(', ')}`);
 }
@@ -103,6 +106,13 @@ export const configKeys = {
   }),
   ENGINE_DTYPE: withDefault(oneOf(['float32', 'float16']), 'float32', {
     description: 'compute precision; float16 needs ENGINE_DEVICE=cuda',
+  }),
+  GUIDANCE_ITERATIONS: withDefault(int(1, 100), 20, {
+    description: "CLoRA's latent updates at each of its iterative steps (published: 20); fewer is faster",
+  }),
+  GUIDANCE_LOSS_THRESHOLD: optional(decimal(0, 10), {
+    description: 'end an iterative burst of latent updates once the contrastive loss is below this',
+    defaultText: 'off (always the full count, as published)',
   }),
   MAX_LORAS: withDefault(int(1, 64), 8, { description: 'most LoRAs one /compose may use' }),
   MAX_STEPS: withDefault(int(1, 1000), 150, { description: 'most denoising steps one job may ask for' }),

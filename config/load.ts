@@ -15,6 +15,9 @@ export interface EngineConfig {
   /** 0: ONNX Runtime decides. */
   threads: number;
   dtype: 'float32' | 'float16';
+  /** CLoRA's iterations at its iterative steps, and an optional early stop for them */
+  guidanceIterations: number;
+  guidanceLossThreshold?: number;
 }
 
 export interface QueueConfig {
@@ -178,6 +181,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       device: v.ENGINE_DEVICE,
       threads: v.ENGINE_THREADS,
       dtype: v.ENGINE_DTYPE,
+      guidanceIterations: v.GUIDANCE_ITERATIONS,
+      guidanceLossThreshold: v.GUIDANCE_LOSS_THRESHOLD,
     },
     queue: {
       redisUrl: v.REDIS_URL,

@@ -44,11 +44,19 @@ async function main(): Promise<void> {
   log.info(
     `engine ready in ${((load.checkpointMs + load.compileMs) / 1000).toFixed(1)} s; taking jobs from Redis`,
   );
-  const worker = await startBullWorker(composeProcessor(engine, library), {
-    redisUrl: config.queue.redisUrl!,
-    concurrency: 1,
-    onError: (e: Error) => log.warn(`queue: ${e.message}`),
-  });
+  const worker = await startBullWorker(
+    composeProcessor(engine, library, {
+      guidance: {
+        iterations: config.engine.guidanceIterations,
+        lossThreshold: config.engine.guidanceLossThreshold,
+      },
+    }),
+    {
+      redisUrl: config.queue.redisUrl!,
+      concurrency: 1,
+      onError: (e: Error) => log.warn(`queue: ${e.message}`),
+    },
+  );
   const stop = async () => {
     log.info('stopping: finishing the running job');
     await worker.close();

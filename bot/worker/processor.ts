@@ -16,6 +16,8 @@ import { specFromRequest } from './spec.ts';
 export interface ProcessorOptions {
   /** largest picture the chat platforms will take */
   maxBytes?: number;
+  /** operator settings for CLoRA's iterative bursts */
+  guidance?: { iterations?: number; lossThreshold?: number };
 }
 
 export function composeProcessor(
@@ -40,6 +42,9 @@ export function composeProcessor(
       }
       return { ref: entry.ref, triggers: [...entry.triggers] };
     });
+    if (options.guidance?.iterations !== undefined) spec.guidance.iterations = options.guidance.iterations;
+    if (options.guidance?.lossThreshold !== undefined)
+      spec.guidance.lossThreshold = options.guidance.lossThreshold;
     try {
       const outcome = await engine.compose(spec, {
         signal: job.signal,
