@@ -112,21 +112,24 @@ export class LoraSlots {
     return slot;
   }
 
+  /** Factors and gate come in as float32 (like every graph input) and are cast to the compute dtype. */
   private inputs(g: G.Graph, slot: LoraSlot, dtype: DType, batch: Dim): [Tensor, Tensor, Tensor] {
     const rank = `R${this.slots.size}`;
-    if (slot.kind === 'linear') {
-      return [
-        g.input(slot.inputs.down, dtype, [rank, slot.inFeatures]),
-        g.input(slot.inputs.up, dtype, [slot.outFeatures, rank]),
-        g.input(slot.inputs.gate, dtype, [batch, rank]),
-      ];
-    }
     const [kh, kw] = slot.kernel;
-    return [
-      g.input(slot.inputs.down, dtype, [rank, slot.inFeatures, kh, kw]),
-      g.input(slot.inputs.up, dtype, [slot.outFeatures, rank, 1, 1]),
-      g.input(slot.inputs.gate, dtype, [batch, rank]),
-    ];
+    const shapes: (Dim | string)[][] =
+      slot.kind === 'linear'
+        ? [
+            [rank, slot.inFeatures],
+            [slot.outFeatures, rank],
+          ]
+        : [
+            [rank, slot.inFeatures, kh, kw],
+            [slot.outFeatures, rank, 1, 1],
+          ];
+    const down = g.input(slot.inputs.down, 'float32', shapes[0]);
+    const up = g.input(slot.inputs.up, 'float32', shapes[1]);
+    const gate = g.input(slot.inputs.gate, 'float32', [batch, rank]);
+    return [G.cast(down, dtype), G.cast(up, dtype), G.cast(gate, dtype)];
   }
 }
 
