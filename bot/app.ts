@@ -20,7 +20,7 @@ import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
-import { EngineThread } from './worker/engine-client.ts';
+import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composeProcessor } from './worker/processor.ts';
 
 export interface App {
@@ -72,20 +72,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       queueSettings(config.queue),
     );
     if (modelPath && !modelProblem) {
-      engine = new EngineThread({
-        modelPath,
-        tokenizerDir: config.engine.tokenizerDir,
-        provider: config.engine.device,
-        dtype: config.engine.dtype,
-        threads: config.engine.threads,
-        cacheDir: config.engine.cacheDir,
-        limits: {
-          maxLoras: config.limits.maxLoras,
-          maxSteps: config.limits.maxSteps,
-          minSize: 64,
-          maxSize: config.limits.maxSize,
-        },
-      });
+      engine = new EngineThread(engineOptions(config));
       engine.ready().then(
         (t) =>
           log.info(

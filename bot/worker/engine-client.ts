@@ -3,6 +3,7 @@
 // as an engine fault, which the queue retries, and is started again for the next one.
 
 import { Worker } from 'node:worker_threads';
+import type { Config } from '../../config/index.ts';
 import type { EngineOptions, LoadTimings } from '../../engine/clora/engine.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
 import type {
@@ -12,6 +13,21 @@ import type {
   ThreadReply,
   ThreadRequest,
 } from './messages.ts';
+
+/** The engine's settings from the configuration (MODEL_PATH must be set). */
+export function engineOptions(config: Config): EngineOptions {
+  const { engine, limits } = config;
+  if (!engine.modelPath) throw new Error('MODEL_PATH is not set');
+  return {
+    modelPath: engine.modelPath,
+    tokenizerDir: engine.tokenizerDir,
+    provider: engine.device,
+    dtype: engine.dtype,
+    threads: engine.threads,
+    cacheDir: engine.cacheDir,
+    limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, minSize: 64, maxSize: limits.maxSize },
+  };
+}
 
 export class EngineJobError extends Error {
   override name = 'EngineJobError';

@@ -7,7 +7,7 @@ import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { LoraLibrary } from '../library/index.ts';
 import { createLogger } from '../log.ts';
 import { startBullWorker } from '../queue/index.ts';
-import { EngineThread } from './engine-client.ts';
+import { EngineThread, engineOptions } from './engine-client.ts';
 import { composeProcessor } from './processor.ts';
 
 async function main(): Promise<void> {
@@ -26,20 +26,7 @@ async function main(): Promise<void> {
     textEncoder: ck.textEncoder.weights,
   });
   library.on('warning', (m) => log.warn(m));
-  const engine = new EngineThread({
-    modelPath,
-    tokenizerDir: config.engine.tokenizerDir,
-    provider: config.engine.device,
-    dtype: config.engine.dtype,
-    threads: config.engine.threads,
-    cacheDir: config.engine.cacheDir,
-    limits: {
-      maxLoras: config.limits.maxLoras,
-      maxSteps: config.limits.maxSteps,
-      minSize: 64,
-      maxSize: config.limits.maxSize,
-    },
-  });
+  const engine = new EngineThread(engineOptions(config));
   const load = await engine.ready();
   log.info(
     `engine ready in ${((load.checkpointMs + load.compileMs) / 1000).toFixed(1)} s; taking jobs from Redis`,

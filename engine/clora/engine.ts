@@ -8,7 +8,6 @@ import { type LoraFile, readLora } from '../lora/file.ts';
 import {
   type CompiledNetwork,
   compileGuidance,
-  compilePublishedGuidance,
   compileTextEncoder,
   compileUNet,
   compileVaeDecoder,
@@ -129,7 +128,8 @@ export class Engine {
       vae: this.nets.vae,
       unet: (v) => this.variant('unet', v, (o) => compileUNet(ck, { ...o, maps: true })),
       guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
-      publishedGuidance: (v) => this.variant('published', v, (o) => compilePublishedGuidance(ck, o)),
+      publishedGuidance: (v) =>
+        this.variant('published', v, (o) => compileGuidance(ck, { ...o, published: true })),
       schedulerConfig: this.checkpoint.schedulerConfig,
       latentChannels: this.checkpoint.unet.config.in_channels,
       contextDim: this.checkpoint.unet.config.cross_attention_dim,

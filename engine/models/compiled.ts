@@ -88,6 +88,15 @@ export async function compileUNet(
   ck: Checkpoint,
   o: ModelOptions & { maps?: boolean; allAttention?: boolean } = {},
 ): Promise<CompiledNetwork> {
+  const { graph, slots } = unetGraph(ck, o);
+  return { model: await G.compile(graph, o), slots };
+}
+
+/** The graph compileUNet compiles, for callers that inspect it (FLOP counts, tests). */
+export function unetGraph(
+  ck: Checkpoint,
+  o: ModelOptions & { maps?: boolean; allAttention?: boolean } = {},
+): { graph: G.Graph; slots?: LoraSlots } {
   const g = new G.Graph(`unet${o.maps ? '_maps' : ''}${o.loraConvs ? '_locon' : ''}`);
   const ctx = context(g, ck.unet.weights, o, 'unet');
   const inputs = unetInputs(g, ck);
@@ -104,48 +113,23 @@ export async function compileUNet(
   g.output('noise', toF32(noise));
   if (o.maps) g.output('maps', toF32(aggregate(attention, inputs.sample)));
   if (o.allAttention) for (const [path, t] of attention) g.output(`attn.${path}`, toF32(t));
-  return finish(g, ctx, o);
+  return { graph: g, slots: ctx.lora };
 }
 
 /**
  * CLoRA's guidance pass: one latent [1, C, H, W] shared by B branches (their contexts and
  * LoRA gates), the aggregated maps, the contrastive loss of the concept groups, and
  * ∂loss/∂latent — in one run. Only the UNet up to its last map-producing layer is emitted.
+ *
+ * `published` builds the published code's pass instead, for comparisons: both CFG halves of
+ * every branch (context rows [uncond…, cond…]) through the whole UNet, maps averaged over
+ * the halves, and the noise of this same pass as an output (the scheduler steps with it).
  */
 export async function compileGuidance(
   ck: Checkpoint,
-  o: ModelOptions & { temperature?: number } = {},
+  o: ModelOptions & { temperature?: number; published?: boolean } = {},
 ): Promise<CompiledNetwork> {
-  const g = new G.Graph(`unet_guidance${o.loraConvs ? '_locon' : ''}`);
-  const ctx = context(g, ck.unet.weights, o, 'unet');
-  const c = ck.unet.config;
-  const latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
-  const timestep = g.input('timestep', 'float32', ['B']);
-  const contextIn = g.input('context', 'float32', ['B', 77, c.cross_attention_dim]);
-  const sample = G.expand(latent, [contextIn.shape[0], c.in_channels, latent.shape[2], latent.shape[3]]);
-  const { attention } = buildUNet(
-    ctx,
-    c,
-    { sample: toCompute(ctx, sample), timestep, context: toCompute(ctx, contextIn) },
-    { captureAttention: 'aggregate' },
-  );
-  const maps = toF32(aggregate(attention, sample));
-  const { loss } = contrastiveLoss(maps, groupInputs(maps), o.temperature ?? 0.5);
-  const [grad] = G.grad([loss], [latent]);
-  g.output('loss', loss).output('grad', grad).output('maps', maps);
-  return finish(g, ctx, o);
-}
-
-/**
- * The published code's guidance pass, for comparisons: both CFG halves of every branch
- * (context rows [uncond…, cond…]) through the whole UNet; maps averaged over the halves;
- * the noise of this same pass is what the scheduler then steps with.
- */
-export async function compilePublishedGuidance(
-  ck: Checkpoint,
-  o: ModelOptions & { temperature?: number } = {},
-): Promise<CompiledNetwork> {
-  const g = new G.Graph(`unet_guidance_published${o.loraConvs ? '_locon' : ''}`);
+  const g = new G.Graph(`unet_guidance${o.published ? '_published' : ''}${o.loraConvs ? '_locon' : ''}`);
   const ctx = context(g, ck.unet.weights, o, 'unet');
   const c = ck.unet.config;
   const latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
@@ -158,12 +142,15 @@ export async function compilePublishedGuidance(
     { sample: toCompute(ctx, sample), timestep, context: toCompute(ctx, contextIn) },
     { captureAttention: 'aggregate' },
   );
-  const both = toF32(aggregate(attention, sample));
-  const [uncondMaps, condMaps] = G.split(both, 0, 2);
-  const maps = G.mul(G.add(uncondMaps, condMaps), 0.5);
+  let maps = toF32(aggregate(attention, sample));
+  if (o.published) {
+    const [uncondMaps, condMaps] = G.split(maps, 0, 2);
+    maps = G.mul(G.add(uncondMaps, condMaps), 0.5);
+  }
   const { loss } = contrastiveLoss(maps, groupInputs(maps), o.temperature ?? 0.5);
   const [grad] = G.grad([loss], [latent]);
-  g.output('loss', loss).output('grad', grad).output('maps', maps).output('noise', toF32(noise));
+  g.output('loss', loss).output('grad', grad).output('maps', maps);
+  if (o.published) g.output('noise', toF32(noise));
   return finish(g, ctx, o);
 }
 
