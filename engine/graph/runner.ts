@@ -2,6 +2,10 @@
 // Sessions are cached by model key and options and live until their last user releases
 // them (onnxruntime's memory grows over repeated create/release cycles).
 
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { arch, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Dim, dimStr, evalDim, isStatic, shapeStr } from './dim.ts';
 import type { DType } from './dtype.ts';
@@ -35,6 +39,8 @@ export interface CompileStats {
   emitMs: number;
   sessionMs: number;
   reusedCache: boolean;
+  /** whether onnxruntime's optimised copy of a cached model was loaded instead of optimising again */
+  reusedOptimized: boolean;
   weightBytes: number;
   nodeCount: number;
 }
@@ -172,12 +178,18 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
   const opts = sessionOptions(options);
   const cacheKey = `${emitted.key}|${JSON.stringify(opts)}`;
   let entry = sessions.get(cacheKey);
+  let reusedOptimized = false;
   if (!entry) {
     const model = emitted.model;
-    const created =
-      model instanceof Uint8Array
-        ? ort.InferenceSession.create(model, opts)
+    let created: Promise<ort.InferenceSession>;
+    if (model instanceof Uint8Array) created = ort.InferenceSession.create(model, opts);
+    else {
+      const optimized = optimizedCopy(model.path, options);
+      reusedOptimized = optimized !== undefined && existsSync(join(optimized, 'complete'));
+      created = optimized
+        ? openOptimized(model.path, optimized, opts)
         : ort.InferenceSession.create(model.path, opts);
+    }
     entry = {
       session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, graph.name, options))),
       users: 0,
@@ -196,6 +208,7 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
     emitMs: t1 - t0,
     sessionMs: performance.now() - t1,
     reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
+    reusedOptimized,
     weightBytes: emitted.weightBytes,
     nodeCount: emitted.nodeCount,
   };
@@ -208,6 +221,69 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
     cacheKey,
     stats,
   );
+}
+
+/**
+ * Where onnxruntime's optimised copy of a cached CPU model lives: beside the model, per
+ * level, CPU and onnxruntime version, since level 'all' bakes in CPU-specific layouts.
+ * Undefined where optimising is cheap (levels below 'extended') or the provider is not the CPU.
+ */
+function optimizedCopy(modelPath: string, o: RunnerOptions): string | undefined {
+  const level = o.optimization ?? 'all';
+  if ((o.provider ?? 'cpu') !== 'cpu' || (level !== 'all' && level !== 'extended')) return undefined;
+  const machine = createHash('sha256')
+    .update(`${cpus()[0]?.model ?? 'cpu'}|${arch()}|${ort.env.versions.common}`)
+    .digest('hex')
+    .slice(0, 12);
+  return join(dirname(modelPath), `ort-${level}-${machine}`);
+}
+
+/**
+ * Opens a cached model through onnxruntime's optimised copy: loads the copy with
+ * optimisation off when it exists (seconds instead of re-running the optimisers over
+ * gigabytes of weights), otherwise optimises once and saves the copy with external weights.
+ */
+async function openOptimized(
+  modelPath: string,
+  dir: string,
+  opts: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  if (existsSync(join(dir, 'complete'))) {
+    return ort.InferenceSession.create(join(dir, 'model.onnx'), {
+      ...opts,
+      graphOptimizationLevel: 'disabled',
+    });
+  }
+  const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let session: ort.InferenceSession;
+  try {
+    mkdirSync(tmp, { recursive: true });
+    session = await ort.InferenceSession.create(modelPath, {
+      ...opts,
+      optimizedModelFilePath: join(tmp, 'model.onnx'),
+      // the copy is only ever loaded on this machine, which the folder name pins down
+      logSeverityLevel: 3,
+      extra: {
+        session: {
+          optimized_model_external_initializers_file_name: 'weights.bin',
+          optimized_model_external_initializers_min_size_in_bytes: '1024',
+        },
+      },
+    });
+  } catch {
+    // Saving failed (disk full, read-only cache): run without the copy.
+    rmSync(tmp, { recursive: true, force: true });
+    return ort.InferenceSession.create(modelPath, opts);
+  }
+  try {
+    if (!existsSync(join(tmp, 'model.onnx'))) throw new Error('onnxruntime saved no optimised model');
+    writeFileSync(join(tmp, 'complete'), new Date().toISOString());
+    renameSync(tmp, dir);
+  } catch {
+    // Another process saved the same copy first, or the cache is read-only: keep what is there.
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return session;
 }
 
 function explainSessionError(e: unknown, name: string, o: RunnerOptions): Error {
