@@ -1,0 +1,95 @@
+// Autocomplete answers: Discord asks while the user types and shows up to 25 choices whose
+// values (≤ 100 characters) replace the whole option. So a LoRA being typed inside the prompt
+// (`cat:<ta`) is completed by offering whole prompts, one per matching LoRA.
+
+import { closestNames } from '../../commands/compose/index.ts';
+
+export interface Choice {
+  name: string;
+  value: string;
+}
+
+/** Discord's limits on autocomplete answers. */
+export const CHOICE_LIMITS = Object.freeze({ count: 25, name: 100, value: 100 });
+
+// A binding being typed at the end: `subject:<partial` or `subject:partial` (also `style:`).
+const PARTIAL_BINDING = /:(<?)([^\s<>:@"]*)$/;
+
+/** LoRA names for a partial one, best first: prefix matches, then containing, then near misses. */
+export function matchingNames(
+  partial: string,
+  names: readonly string[],
+  max = CHOICE_LIMITS.count,
+): string[] {
+  const p = partial.toLowerCase();
+  const found = new Set<string>();
+  for (const n of names) if (n.toLowerCase().startsWith(p)) found.add(n);
+  for (const n of names) if (n.toLowerCase().includes(p)) found.add(n);
+  for (const n of closestNames(p, names, max)) found.add(n);
+  return [...found].slice(0, max);
+}
+
+function shown(text: string): string {
+  // The name is what the user reads: keep the end, where they are typing.
+  return text.length <= CHOICE_LIMITS.name ? text : `…${text.slice(-(CHOICE_LIMITS.name - 1))}`;
+}
+
+/** Whole-prompt choices completing the LoRA typed at the end of `typed`. */
+export function promptChoices(typed: string, names: readonly string[]): Choice[] {
+  const m = PARTIAL_BINDING.exec(typed);
+  if (m) {
+    const head = typed.slice(0, m.index);
+    const choices = matchingNames(m[2], names)
+      .map((name) => `${head}:<${name}>`)
+      .filter((value) => value.length <= CHOICE_LIMITS.value)
+      .map((value) => ({ name: shown(value), value }));
+    if (choices.length > 0) return choices;
+  }
+  if (typed.trim() === '') {
+    return names
+      .slice(0, CHOICE_LIMITS.count)
+      .map((name) => `subject:<${name}>`)
+      .filter((value) => value.length <= CHOICE_LIMITS.value)
+      .map((value) => ({ name: value, value }));
+  }
+  // Nothing to complete: offer what was typed, so Enter keeps it.
+  return typed.length <= CHOICE_LIMITS.value ? [{ name: shown(typed), value: typed }] : [];
+}
+
+/** Choices for an option that takes one LoRA name. */
+export function loraChoices(typed: string, names: readonly string[]): Choice[] {
+  const partial = typed.trim().replace(/^<|>$/g, '');
+  const found = partial === '' ? names.slice(0, CHOICE_LIMITS.count) : matchingNames(partial, names);
+  return found.filter((n) => n.length <= CHOICE_LIMITS.value).map((n) => ({ name: shown(n), value: n }));
+}
+
+const RATIOS: readonly [number, number][] = [
+  [1, 1],
+  [2, 3],
+  [3, 2],
+  [3, 4],
+  [4, 3],
+  [9, 16],
+  [16, 9],
+  [1, 2],
+  [2, 1],
+];
+
+/** WxH sizes within the limits, squares and common ratios first, that start with what was typed. */
+export function sizeChoices(typed: string, limits: { minSide: number; maxSide: number }): Choice[] {
+  const sides: number[] = [];
+  for (let s = limits.minSide; s <= limits.maxSide; s += 64) sides.push(s);
+  const sizes: string[] = [];
+  for (const [a, b] of RATIOS) {
+    for (const w of sides) {
+      const h = (w * b) / a;
+      if (Number.isInteger(h) && h % 64 === 0 && h >= limits.minSide && h <= limits.maxSide)
+        sizes.push(`${w}x${h}`);
+    }
+  }
+  const want = typed.trim().toLowerCase().replace(/[×*]/g, 'x');
+  return [...new Set(sizes)]
+    .filter((s) => s.startsWith(want))
+    .slice(0, CHOICE_LIMITS.count)
+    .map((s) => ({ name: s, value: s }));
+}

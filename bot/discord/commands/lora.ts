@@ -1,0 +1,187 @@
+// /lora info name:<lora> shows one LoRA's card; /lora add file:<.safetensors> lets a library
+// admin add a LoRA for everyone: size-capped before download, read only as safetensors, and
+// checked against the SD 1.5 model by the library before it is listed.
+
+import { type Attachment, InteractionContextType, MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { encodeLoraActionId } from '../../../commands/actions.ts';
+import { formatBytes } from '../../../commands/loras.ts';
+import { type MessageReply, userErrorReply } from '../../../commands/reply.ts';
+import { MAX_NAME_LENGTH } from '../../library/index.ts';
+import { loraChoices } from '../autocomplete.ts';
+import type { DiscordDeps } from '../context.ts';
+import { describeError } from '../errors.ts';
+import { adminOnlyReply, isAdmin } from '../preconditions.ts';
+import { send, withinAckWindow } from '../respond.ts';
+import type { SlashCommand } from './types.ts';
+
+const PICKLED = /\.(ckpt|pt|pth|bin|pkl)$/i;
+const DOWNLOAD_TIMEOUT_MS = 120_000;
+
+export const lora: SlashCommand = {
+  name: 'lora',
+  data: (limits) =>
+    new SlashCommandBuilder()
+      .setName('lora')
+      .setDescription('One LoRA: its card, or add a new one')
+      .setContexts(InteractionContextType.Guild, InteractionContextType.BotDM)
+      .addSubcommand((s) =>
+        s
+          .setName('info')
+          .setDescription("A LoRA's card: trigger words, base model, source")
+          .addStringOption((o) =>
+            o
+              .setName('name')
+              .setDescription('The LoRA')
+              .setRequired(true)
+              .setAutocomplete(true)
+              .setMaxLength(100),
+          ),
+      )
+      .addSubcommand((s) =>
+        s
+          .setName('add')
+          .setDescription(
+            `Add a LoRA for everyone (admins; .safetensors up to ${formatBytes(limits.loraUploadBytes)})`,
+          )
+          .addAttachmentOption((o) =>
+            o.setName('file').setDescription('The LoRA as a .safetensors file (SD 1.5)').setRequired(true),
+          )
+          .addStringOption((o) =>
+            o
+              .setName('name')
+              .setDescription('Name to compose with (default: from the file name)')
+              .setMaxLength(MAX_NAME_LENGTH),
+          )
+          .addBooleanOption((o) => o.setName('replace').setDescription('Replace a LoRA of the same name')),
+      ),
+
+  async execute(interaction, deps) {
+    if (interaction.options.getSubcommand() === 'add') {
+      await add(interaction, deps);
+      return;
+    }
+    const name = interaction.options.getString('name', true);
+    await send(interaction, await withinAckWindow(interaction, deps.app.commands.lora(name)), deps);
+  },
+
+  async autocomplete(interaction, deps) {
+    const typed = String(interaction.options.getFocused());
+    await interaction.respond(
+      loraChoices(
+        typed,
+        deps.app.library.list().map((e) => e.name),
+      ),
+    );
+  },
+};
+
+/** Why an attachment cannot be a LoRA upload, before downloading a byte of it. */
+export function uploadProblem(
+  file: Pick<Attachment, 'name' | 'size'>,
+  maxBytes: number,
+): MessageReply | null {
+  if (PICKLED.test(file.name)) {
+    return userErrorReply(
+      `'${file.name}' is a pickled file, which can run code when loaded; only .safetensors LoRAs are taken.`,
+      'Convert it to .safetensors (or download the .safetensors version) and attach that.',
+    );
+  }
+  if (!/\.safetensors$/i.test(file.name)) {
+    return userErrorReply(
+      `'${file.name}' is not a .safetensors file.`,
+      "Attach the LoRA's .safetensors file (SD 1.5).",
+    );
+  }
+  if (file.size > maxBytes) {
+    return userErrorReply(
+      `'${file.name}' is ${formatBytes(file.size)}; LoRAs up to ${formatBytes(maxBytes)} can be added.`,
+      'Attach a smaller LoRA (a lower rank), or ask the operator to raise LORA_UPLOAD_MAX_MB.',
+    );
+  }
+  return null;
+}
+
+async function add(interaction: Parameters<SlashCommand['execute']>[0], deps: DiscordDeps): Promise<void> {
+  if (!isAdmin(interaction, deps.config.adminRole)) {
+    await send(interaction, adminOnlyReply(deps.config.adminRole), deps);
+    return;
+  }
+  const file = interaction.options.getAttachment('file', true);
+  const problem = uploadProblem(file, deps.limits.loraUploadBytes);
+  if (problem) {
+    await send(interaction, problem, deps);
+    return;
+  }
+  // Downloading and checking a LoRA against the model takes longer than Discord's 3 seconds.
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  let bytes: Uint8Array;
+  try {
+    bytes = await download(file.url, deps.limits.loraUploadBytes);
+  } catch (e) {
+    deps.log.warn(`LoRA upload from ${interaction.user.id}: ${describeError(e)}`);
+    const reason = e instanceof UploadTooLarge ? e.message : 'the file could not be downloaded from Discord';
+    await send(interaction, userErrorReply(`'${file.name}' was not added: ${reason}.`, 'Try again.'), deps);
+    return;
+  }
+  const name = interaction.options.getString('name') ?? file.name.replace(/\.safetensors$/i, '');
+  const replace = interaction.options.getBoolean('replace') ?? false;
+  const result = await deps.app.library.add(name, bytes, { replace });
+  if (!result.ok) {
+    await send(
+      interaction,
+      userErrorReply(result.message, 'Fix the file or the name and run /lora add again.'),
+      deps,
+    );
+    return;
+  }
+  const entry = result.entry;
+  deps.log.info(`LoRA '${entry.name}' ${result.replaced ? 'replaced' : 'added'} by ${interaction.user.id}`);
+  await send(
+    interaction,
+    {
+      kind: 'message',
+      ephemeral: true,
+      card: {
+        title: `${result.replaced ? 'Replaced' : 'Added'} ${entry.name}`,
+        description: `Everyone can compose with it now: \`subject:<${entry.name}>\` in /compose.`,
+        fields: [
+          { name: 'Trigger words', value: entry.triggers.join(', ') || 'none', inline: true },
+          { name: 'Size', value: formatBytes(entry.sizeBytes), inline: true },
+        ],
+        tone: 'success',
+      },
+      rows: [
+        {
+          kind: 'buttons',
+          buttons: [
+            {
+              id: encodeLoraActionId({ kind: 'lora-try', lora: entry.name }),
+              label: 'Try it',
+              style: 'primary',
+            },
+          ],
+        },
+      ],
+    },
+    deps,
+  );
+}
+
+class UploadTooLarge extends Error {}
+
+/** The attachment's bytes, refusing more than `maxBytes` whatever its announced size said. */
+async function download(url: string, maxBytes: number): Promise<Uint8Array> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+  if (!response.ok || !response.body) throw new Error(`download answered ${response.status}`);
+  const announced = Number(response.headers.get('content-length') ?? 0);
+  if (announced > maxBytes)
+    throw new UploadTooLarge(`it is ${formatBytes(announced)}, over ${formatBytes(maxBytes)}`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new UploadTooLarge(`it is over ${formatBytes(maxBytes)}`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
