@@ -46,6 +46,8 @@ describe('loadConfig', () => {
       device: 'cpu',
       threads: 0,
       dtype: 'float32',
+      guidanceIterations: 20,
+      guidanceLossThreshold: undefined,
     });
     assert.deepEqual(c.queue, {
       redisUrl: undefined,
@@ -303,5 +305,21 @@ describe('redact', () => {
     const bytes = new Uint8Array([1, 2]);
     assert.equal(redact({ bytes }).bytes, bytes);
     assert.equal(redact(7), 7);
+  });
+});
+
+describe('guidance settings', () => {
+  test('GUIDANCE_ITERATIONS and GUIDANCE_LOSS_THRESHOLD are read and checked', () => {
+    const c = loadConfig({ GUIDANCE_ITERATIONS: '5', GUIDANCE_LOSS_THRESHOLD: '0.8' });
+    assert.equal(c.engine.guidanceIterations, 5);
+    assert.equal(c.engine.guidanceLossThreshold, 0.8);
+    assert.throws(
+      () => loadConfig({ GUIDANCE_ITERATIONS: '0' }),
+      /GUIDANCE_ITERATIONS="0" .*an integer from 1 to 100/,
+    );
+    assert.throws(
+      () => loadConfig({ GUIDANCE_LOSS_THRESHOLD: 'low' }),
+      /GUIDANCE_LOSS_THRESHOLD="low" .*a number from 0 to 10/,
+    );
   });
 });
