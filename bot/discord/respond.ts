@@ -93,15 +93,17 @@ export async function send(
   await interaction.reply(replyOptions(await render(interaction, reply, deps)));
 }
 
+const LATE = Symbol('late');
+
 /** Waits for `work` up to the ack budget; past it, defers (publicly) so Discord keeps waiting. */
 export async function withinAckWindow<T>(interaction: RepliableInteraction, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), ACK_BUDGET_MS);
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), ACK_BUDGET_MS);
   });
   const first = await Promise.race([work, late]);
   clearTimeout(timer);
-  if (first !== 'late') return first;
+  if (first !== LATE) return first;
   if (!interaction.deferred && !interaction.replied) await interaction.deferReply();
   return work;
 }

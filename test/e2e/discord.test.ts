@@ -114,8 +114,8 @@ function file(call: RecordedCall, prefix: string) {
   return f;
 }
 
-function customIds(components: { components: { custom_id?: string }[] }[]): string[] {
-  return components.flatMap((r) => r.components.map((c) => c.custom_id ?? ''));
+function customIds(components: readonly { components: readonly object[] }[]): string[] {
+  return components.flatMap((r) => r.components.map((c) => ('custom_id' in c ? String(c.custom_id) : '')));
 }
 
 function jobIdOf(call: RecordedCall): string {
@@ -283,6 +283,12 @@ describe('Discord adapter against a stand-in of Discord', { timeout: 4 * MIN }, 
     for (let k = 2; k < progress.length; k++)
       assert.ok(progress[k].at - progress[k - 1].at >= 600, 'progress edits are throttled');
 
+    // Previews come every 2 s of denoising: each is attached and shown in the progress embed.
+    for (const c of progress.filter((p) => p.files.length > 0)) {
+      const preview = file(c, 'preview-');
+      assert.equal(c.body.embeds[0].image.url, `attachment://${preview.name}`);
+      assert.equal((await sharp(preview.bytes).metadata()).format, 'webp');
+    }
     const image = file(result, 'image-');
     assert.match(image.name, /\.png$/);
     const meta = await sharp(image.bytes).metadata();
@@ -604,6 +610,34 @@ describe('Discord adapter against a stand-in of Discord', { timeout: 4 * MIN }, 
     );
   });
 
+  it("/queue lists the user's recent jobs; /loras pages past 25 with buttons", async () => {
+    const mine = track(standIn.command(carol, 'queue'));
+    const answer = await callback(mine);
+    assert.equal(answer.body.data.flags & 64, 64);
+    assert.match(answer.body.data.content, /^Your recent jobs:/);
+    assert.match(answer.body.data.content, /cat:<tabby> penguin:<plush> in a house --seed 11/);
+
+    for (let k = 0; k < 27; k++)
+      copyFileSync(
+        join(fx, 'loras', 'lora_iii_peft_unet_te.safetensors'),
+        join(loraDir, `extra-${String(k).padStart(2, '0')}.safetensors`),
+      );
+    await app.library.rescan();
+    const list = track(standIn.command(alice, 'loras'));
+    const first = (await callback(list)).body.data;
+    assert.equal(first.components[0].components[0].options.length, 25);
+    assert.deepEqual(customIds(first.components.slice(1)), ['loras:1']);
+    const next = track(standIn.click(alice, messageIdOf(list), 'loras:1'));
+    const second = await callback(next);
+    assert.equal(second.body.type, 7, 'the list message turns the page in place');
+    const options = second.body.data.components[0].components[0].options.map(
+      (o: { value: string }) => o.value,
+    );
+    // barn-owl, corgi, extra-00…26, plush, tabby: 31 LoRAs, 6 on page 2.
+    assert.deepEqual(options, ['extra-23', 'extra-24', 'extra-25', 'extra-26', 'plush', 'tabby']);
+    assert.deepEqual(customIds(second.body.data.components.slice(1)), ['loras:0']);
+  });
+
   it('no token ever reaches a log line', () => {
     if (process.env.SHOW_LOG) console.log(logLines.join('\n'));
     assert.ok(logLines.length > 5, 'the adapter logged');
@@ -676,6 +710,34 @@ describe('Discord renderer limits', () => {
       (embed.title ?? '').length +
       (embed.fields ?? []).reduce((n, f) => n + f.name.length + f.value.length, 0);
     assert.ok(size <= 6000, `${size} characters`);
+  });
+
+  it("shows a running job's preview inside its progress embed, with the Cancel button", async () => {
+    const preview = await encodePng({
+      width: 32,
+      height: 32,
+      data: new Uint8Array(randomBytes(32 * 32 * 3)),
+    });
+    const message = await renderReply(
+      {
+        kind: 'progress',
+        jobId: 'job-1',
+        ephemeral: false,
+        progress: {
+          state: 'running',
+          step: 2,
+          totalSteps: 4,
+          etaSeconds: 3,
+          preview: { data: preview, filename: 'preview-job-1.webp', alt: 'preview', mime: 'image/webp' },
+        },
+        rows: [{ kind: 'buttons', buttons: [{ id: 'cancel:job-1', label: 'Cancel', style: 'danger' }] }],
+      },
+      { maxAttachmentBytes: 1 << 20 },
+    );
+    assert.equal(message.files[0].name, 'preview-job-1.webp');
+    assert.equal(message.embeds[0].image?.url, 'attachment://preview-job-1.webp');
+    assert.match(message.embeds[0].description ?? '', /^Step 2\/4 /);
+    assert.deepEqual(customIds(message.components), ['cancel:job-1']);
   });
 
   it('re-encodes a picture over the upload limit, and keeps one that fits as it is', async () => {
