@@ -6,7 +6,14 @@
 //   seconds, GFLOP/s from the graph's own FLOP count, % of the MatMul ceiling (goal ≥ 50%),
 //   peak RSS — for the plain UNet and for the gated-LoRA UNet with rank-1 zero branches
 // Every load and every forward configuration runs in its own child process, so times start
-// from a fresh process and peak RSS belongs to one configuration.
+// from a fresh process and peak RSS belongs to one configuration. The compiled models go to
+// a temporary cache folder (about 14 GB: two UNet variants, each with onnxruntime's
+// optimised copy), removed at the end. Run: npm run bench -- models (about 5 minutes on 2
+// quiet cores; the first run also writes the 4 GB random model, about 20 s).
+//
+// The MatMul ceiling is graph.bench.ts's 2048² MatMul with both operands as inputs (B is
+// packed on every run, and inputs/outputs are copied from and to JavaScript); layers with
+// constant, prepacked weights can run faster than it, so "% of ceiling" may pass 100%.
 //
 // FLOPs (countFlops): MatMul 2·M·N·K per batch entry, Gemm 2·M·N·K, Conv
 // 2·out_elements·(C_in/group)·kh·kw; everything else (norms, softmax, elementwise, bias
@@ -138,8 +145,8 @@ async function load(task: LoadTask | ForwardTask) {
 }
 
 async function forward(task: ForwardTask): Promise<ForwardResult> {
-  // The ceiling is measured in the same process and moment as the forward it is compared with.
-  const ceiling = await matmulCeiling();
+  // The ceiling is measured in the same process, just before and after the forwards it is compared with.
+  const before = await matmulCeiling();
   const { ck, net, result } = await load(task);
   const latent = task.size / 8;
   const c = ck.unet.config;
@@ -167,10 +174,11 @@ async function forward(task: ForwardTask): Promise<ForwardResult> {
   const runMs: number[] = [];
   for (let i = 0; i < task.runs; i++) runMs.push((await once()).ms);
   await net.model.release();
+  const after = await matmulCeiling();
   const { graph } = unetGraph(ck, { lora: task.lora });
   return {
     load: result,
-    ceilingGflops: ceiling.ours,
+    ceilingGflops: (before.ours + after.ours) / 2,
     firstMs: first.ms,
     runMs,
     flops: countFlops(graph, bindingsFor(graph, latent)),
@@ -182,7 +190,12 @@ async function forward(task: ForwardTask): Promise<ForwardResult> {
 const RESULT_MARK = 'models.bench result: ';
 
 async function child(task: Task): Promise<void> {
-  const result = task.kind === 'load' ? (await load(task)).result : await forward(task);
+  let result: LoadResult | ForwardResult;
+  if (task.kind === 'load') {
+    const loaded = await load(task);
+    await loaded.net.model.release();
+    result = loaded.result;
+  } else result = await forward(task);
   process.stdout.write(`${RESULT_MARK}${JSON.stringify(result)}\n`);
 }
 
