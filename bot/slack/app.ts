@@ -1,0 +1,96 @@
+// The Slack adapter, wired: Bolt in Socket Mode or HTTP mode (receiver.ts), the listeners
+// (listeners/index.ts), the delivery of replies and job progress (delivery.ts), and the
+// per-channel pacing and per-user checks they share.
+
+import type { AddressInfo } from 'node:net';
+import { App as BoltApp } from '@slack/bolt';
+import type { SlackConfig } from '../../config/index.ts';
+import type { Adapter } from '../adapter.ts';
+import type { App } from '../app.ts';
+import { SlackDelivery } from './delivery.ts';
+import { registerListeners } from './listeners/index.ts';
+import { boltLogger } from './logger.ts';
+import { ChannelPacer } from './pacer.ts';
+import { AdminCheck, DEFAULT_RATE_LIMIT, type RateLimit, UserRateLimiter } from './preconditions.ts';
+import { boltOptions, SLACK_EVENTS_PATH } from './receiver.ts';
+
+export interface SlackOptions {
+  /** defaults to the app's configuration (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL) */
+  slack?: SlackConfig;
+  /** HTTP mode: the port /slack/events listens on; PORT, else 3000 (0 picks a free one) */
+  port?: number;
+  /** HTTP mode: the address it listens on; all of them by default */
+  host?: string;
+  rateLimit?: RateLimit;
+  /** least time between two writes to one channel (Slack: about 1 message a second) */
+  channelIntervalMs?: number;
+  /** least time between two progress edits of one status message */
+  progressIntervalMs?: number;
+}
+
+export interface SlackAdapter extends Adapter {
+  readonly mode: SlackConfig['mode'];
+  /** HTTP mode: the port it listens on */
+  readonly port?: number;
+}
+
+function defaultPort(): number {
+  const port = Number(process.env.PORT);
+  return Number.isInteger(port) && port >= 0 && port < 65536 && process.env.PORT !== '' ? port : 3000;
+}
+
+export async function startSlack(app: App, options: SlackOptions = {}): Promise<SlackAdapter> {
+  const slack = options.slack ?? app.config.slack;
+  if (!slack) throw new Error('the Slack adapter needs SLACK_BOT_TOKEN');
+  const log = app.log.child('slack');
+  const bolt = new BoltApp(boltOptions(slack, boltLogger(log.child('bolt'), app.config.logLevel)));
+  await bolt.init();
+  const who = await bolt.client.auth.test();
+
+  const pacer = new ChannelPacer(options.channelIntervalMs ?? 1000);
+  const delivery = new SlackDelivery({
+    client: bolt.client,
+    bot: app,
+    pacer,
+    log,
+    progressIntervalMs: options.progressIntervalMs ?? 1000,
+  });
+  registerListeners(bolt, {
+    bot: app,
+    delivery,
+    limiter: new UserRateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT),
+    admins: new AdminCheck(bolt.client, log),
+    log,
+  });
+  bolt.error(async (e) => {
+    log.error('Bolt could not handle a request', e);
+  });
+
+  const as = `@${who.user ?? 'bot'} in ${who.team ?? 'the workspace'}`;
+  if (slack.mode === 'socket') {
+    await bolt.start();
+    return {
+      name: 'slack',
+      mode: 'socket',
+      address: `Socket Mode as ${as}`,
+      async stop() {
+        delivery.stop();
+        await bolt.stop();
+      },
+    };
+  }
+  const listen = { port: options.port ?? defaultPort(), ...(options.host ? { host: options.host } : {}) };
+  const server = (await bolt.start(listen)) as { address(): AddressInfo | string | null };
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;
+  return {
+    name: 'slack',
+    mode: 'http',
+    port,
+    address: `HTTP events on port ${port} at ${SLACK_EVENTS_PATH} as ${as}`,
+    async stop() {
+      delivery.stop();
+      await bolt.stop();
+    },
+  };
+}

@@ -1,0 +1,3 @@
+// The Slack adapter's entry, as bot/main.ts imports it.
+
+export { type SlackAdapter, type SlackOptions, startSlack } from './app.ts';
