@@ -7,7 +7,6 @@ import {
   describeProgress,
   type JobProgress,
   type MessageReply,
-  type ProgressReply,
   type Reply,
   type ReplyButton,
   type ReplyCard,
@@ -236,11 +235,6 @@ function fitBlocks(content: KnownBlock[], actions: KnownBlock[]): KnownBlock[] {
     context(`… ${cut} more block${cut === 1 ? '' : 's'} did not fit in one Slack message`),
     ...keptActions,
   ];
-}
-
-/** A job's status as a progress reply, for the renderers above. */
-export function isProgress(reply: Reply): reply is ProgressReply {
-  return reply.kind === 'progress';
 }
 
 /** Every way `message` breaks Block Kit's limits; the renderer's own check, used by its tests. */

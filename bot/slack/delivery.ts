@@ -84,7 +84,9 @@ export class SlackDelivery {
   /** Shows what a command or button returned: a reply, an edit of the pressed message, or a new job. */
   async deliver(outcome: CommandOutcome, place: Place): Promise<void> {
     const { reply } = outcome;
-    if (outcome.replace && place.source) {
+    // A reply meant for one user never replaces a message the whole channel sees.
+    const privateOverPublic = reply.ephemeral && place.source?.ephemeral === false;
+    if (outcome.replace && place.source && !privateOverPublic) {
       const status = outcome.jobId ? this.statuses.get(outcome.jobId) : undefined;
       if (status) status.final = reply;
       return this.replace(reply, place, status?.heading);

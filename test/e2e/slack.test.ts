@@ -350,6 +350,11 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
     assert.match(textOf(card), /Trigger words/);
     assert.equal(card.files[0].mimetype, 'image/png');
     assert.ok(idOn(card, 'lora-try:tabby'));
+    // All LoRAs on the public card answers the presser alone and leaves the card as it is.
+    from = standIn.messages.length;
+    await press(card, idOn(card, 'loras:0'), BOB);
+    assert.match(textOf(await nextEphemeral(from, BOB, 'the list again')), /29 LoRAs, page 1 of 2/);
+    assert.equal(card.versions.length, 1);
 
     from = standIn.messages.length;
     await command('/lora', 'tabbby', BOB);
