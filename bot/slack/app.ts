@@ -54,9 +54,11 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     pacer,
     log,
     progressIntervalMs: options.progressIntervalMs ?? 1000,
+    ...(who.user ? { botName: who.user } : {}),
   });
   registerListeners(bolt, {
     bot: app,
+    slack,
     delivery,
     limiter: new UserRateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT),
     admins: new AdminCheck(bolt.client, log),

@@ -26,6 +26,8 @@ export interface DeliveryOptions {
   progressIntervalMs: number;
   /** the workspace's file size cap, when an admin lowered Slack's 1 GB */
   fileLimit?: number;
+  /** the bot's user name (auth.test), to name it in "invite me" */
+  botName?: string;
 }
 
 interface StatusMessage {
@@ -61,12 +63,12 @@ export function slackErrorCode(e: unknown): string | undefined {
 
 const CANNOT_POST = new Set(['not_in_channel', 'channel_not_found', 'is_archived', 'restricted_action']);
 
-function cannotPostReply(e: unknown): MessageReply {
+function cannotPostReply(e: unknown, botName = 'clora'): MessageReply {
   const code = slackErrorCode(e);
   if (code !== undefined && CANNOT_POST.has(code)) {
     return userErrorReply(
       `I can't post in this conversation (${code}).`,
-      'Invite me with `/invite @clora` (or use me in a channel I am in), then try again.',
+      `Invite me with \`/invite @${botName}\` (or use me in a channel I am in), then try again.`,
     );
   }
   return userErrorReply(
@@ -107,7 +109,7 @@ export class SlackDelivery {
       else await this.post(renderReply(reply), place);
     } catch (e) {
       this.o.log.warn(`could not post in ${place.channel}: ${(e as Error).message}`);
-      await this.ephemeral(cannotPostReply(e), place);
+      await this.ephemeral(cannotPostReply(e, this.o.botName), place);
     }
   }
 
@@ -176,7 +178,7 @@ export class SlackDelivery {
       // Nobody would see the job: cancel it rather than spend the GPU on it.
       await bot.queue.cancel(jobId);
       this.o.log.warn(`job ${jobId}: no status message in ${place.channel}: ${(e as Error).message}`);
-      await this.ephemeral(cannotPostReply(e), place);
+      await this.ephemeral(cannotPostReply(e, this.o.botName), place);
       return;
     }
     if (!ts || this.stopped) return;

@@ -14,6 +14,7 @@ import { checkBlocks, mrkdwn, renderReply, SLACK_LIMITS, type SlackMessage } fro
 import { type SlackAdapter, startSlack } from '../../bot/slack/index.ts';
 import { SLASH_COMMANDS } from '../../bot/slack/listeners/commands/index.ts';
 import { boltLogger } from '../../bot/slack/logger.ts';
+import { isSlackFileUrl } from '../../bot/slack/lora-add.ts';
 import { ChannelPacer } from '../../bot/slack/pacer.ts';
 import { UserRateLimiter } from '../../bot/slack/preconditions.ts';
 import { boltOptions } from '../../bot/slack/receiver.ts';
@@ -468,12 +469,53 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
     assert.match(status.text, /Cancelled by u0admin/);
   });
 
+  test('/lora add: admins only (asked of users.info), the file downloaded with the bot token, checked and added', async () => {
+    let from = standIn.messages.length;
+    const views = standIn.views.length;
+    await command('/lora', 'add', BOB);
+    assert.match(textOf(await nextEphemeral(from, BOB, 'the refusal')), /Only workspace admins/);
+    assert.equal(standIn.views.length, views, 'no modal for a non-admin');
+
+    await command('/lora', 'add', ADMIN);
+    const opened = await standIn.waitFor(
+      'the upload modal',
+      () => standIn.views.length > views && standIn.views.at(-1),
+    );
+    assert.equal((opened.view.title as { text: string }).text, 'Add a LoRA');
+    const submit = (user: string, file: Record<string, unknown>, name?: string) =>
+      standIn.deliver(events, {
+        payload: standIn.viewSubmission(opened, user, {
+          file: { file: { type: 'file_input', files: [file] } },
+          name: { name: { type: 'plain_text_input', value: name ?? null } },
+          replace: { replace: { type: 'checkboxes', selected_options: [] } },
+        }),
+      });
+    const bytes = readFileSync(join(fixtureDir(), 'loras', 'lora_iii_peft_unet_te.safetensors'));
+    const good = standIn.userFile('Fresh Cat.safetensors', bytes, ADMIN);
+
+    const pickled = JSON.parse(
+      (await submit(ADMIN, standIn.userFile('evil.ckpt', Buffer.from('x'), ADMIN))).text,
+    );
+    assert.match(pickled.errors.file, /pickled/);
+    const forged = JSON.parse((await submit(BOB, good)).text);
+    assert.match(forged.errors.file, /Only workspace admins/, 'the submission is checked again');
+    assert.ok(!standIn.downloads.length, 'nothing downloaded yet');
+
+    from = standIn.messages.length;
+    const accepted = await submit(ADMIN, good, 'fresh-cat');
+    assert.equal(accepted.text, '');
+    const added = await nextEphemeral(from, ADMIN, 'the confirmation');
+    assert.match(textOf(added), /Added fresh-cat/);
+    assert.deepEqual(standIn.downloads, [{ id: String(good.id), token: BOT_TOKEN }]);
+    assert.equal(app.library.get('fresh-cat')?.usable, true);
+  });
+
   test('a channel the bot is not in: an ephemeral "invite me", and the job is cancelled', async () => {
     const from = standIn.messages.length;
     await command('/compose', 'cat:<tabby> in a house --steps 1 --method merge', CAROL, OUTSIDE);
     const reply = await nextEphemeral(from, CAROL, 'the invite hint');
     assert.match(textOf(reply), /not_in_channel/);
-    assert.match(textOf(reply), /\/invite/);
+    assert.match(textOf(reply), /`\/invite @clora`/);
     const jobId = enqueued.at(-1)!;
     await standIn.waitFor(
       'the job cancelled',
@@ -734,9 +776,18 @@ describe('Slack adapter parts', () => {
     const manifest = readFileSync(join(repoRoot, 'bot', 'slack', 'manifest.yaml'), 'utf8');
     const commands = [...manifest.matchAll(/^\s*- command: (\S+)$/gm)].map((m) => m[1]);
     assert.deepEqual(commands.sort(), [...SLASH_COMMANDS].sort());
-    for (const scope of ['commands', 'chat:write', 'files:write', 'users:read'])
+    for (const scope of ['commands', 'chat:write', 'files:write', 'files:read', 'users:read'])
       assert.match(manifest, new RegExp(`^\\s*- ${scope}$`, 'm'));
     assert.match(manifest, /^\s*socket_mode_enabled: true$/m);
     assert.match(manifest, /^ {2}interactivity:\n {4}is_enabled: true$/m);
+  });
+
+  test('the bot token is only sent to Slack’s file host (or the SLACK_API_URL stand-in)', () => {
+    assert.ok(isSlackFileUrl('https://files.slack.com/files-pri/T1-F1/download/a.safetensors'));
+    assert.ok(!isSlackFileUrl('http://files.slack.com/files-pri/T1-F1/a.safetensors'), 'not over plain HTTP');
+    assert.ok(!isSlackFileUrl('https://files.slack.com.evil.example/a.safetensors'));
+    assert.ok(!isSlackFileUrl('https://example.com/a.safetensors'));
+    assert.ok(isSlackFileUrl('http://127.0.0.1:9/files-pri/x', 'http://127.0.0.1:9/api/'));
+    assert.ok(!isSlackFileUrl('http://127.0.0.1:10/files-pri/x', 'http://127.0.0.1:9/api/'));
   });
 });

@@ -105,6 +105,8 @@ export class SlackStandIn {
   readonly responses: { url: string; body: Record<string, unknown>; at: number }[] = [];
   /** Socket Mode acks the app sent, by envelope id */
   readonly acks = new Map<string, Record<string, unknown>>();
+  /** downloads of users' files (GET url_private_download), with the token they carried */
+  readonly downloads: { id: string; token: string }[] = [];
   /** messages answered with 429 because the channel's rate was exceeded */
   rateLimited = 0;
   url = '';
@@ -116,6 +118,7 @@ export class SlackStandIn {
   private readonly lastMessageAt = new Map<string, number>();
   private readonly ackWaiters = new Map<string, (payload: Record<string, unknown>) => void>();
   private readonly links = new Set<Socket>();
+  private readonly userFiles = new Map<string, { name: string; bytes: Buffer }>();
   private linkWaiters: (() => void)[] = [];
   private tsCounter = 0;
   private idCounter = 0;
@@ -317,6 +320,28 @@ export class SlackStandIn {
     };
   }
 
+  /** A file a user uploaded in a modal's file input, as view_submission describes it; its bytes are served to the bot token. */
+  userFile(name: string, bytes: Buffer, user: string): Record<string, unknown> {
+    const id = `F${String(++this.idCounter).padStart(8, '0')}`;
+    this.userFiles.set(id, { name, bytes });
+    const path = `/files-pri/${this.teamId}-${id}`;
+    return {
+      id,
+      created: Math.floor(Date.now() / 1000),
+      timestamp: Math.floor(Date.now() / 1000),
+      name,
+      title: name,
+      filetype: name.split('.').pop() ?? '',
+      mimetype: 'application/octet-stream',
+      size: bytes.length,
+      user,
+      user_team: this.teamId,
+      url_private: `${this.url}${path}/${name}`,
+      url_private_download: `${this.url}${path}/download/${name}`,
+      permalink: `https://${TEAM_DOMAIN}.slack.com/files/${user}/${id}/${name}`,
+    };
+  }
+
   /**
    * POSTs to an app's events URL as Slack does: slash commands form-encoded, interactive
    * payloads as `payload=<json>`, signed with `secret` (the right one unless a test says
@@ -398,6 +423,26 @@ export class SlackStandIn {
       const answer = await this.receiveUpload(url.pathname.slice('/upload/v1/'.length), req, body);
       res.writeHead(answer.status, { 'content-type': 'text/plain' });
       res.end(answer.text);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname.startsWith(`/files-pri/${this.teamId}-`)) {
+      const id = url.pathname.slice(`/files-pri/${this.teamId}-`.length).split('/')[0];
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      this.downloads.push({ id, token });
+      const file = this.userFiles.get(id);
+      // Slack answers a request without the right token with its login page, not the file.
+      if (!file || token !== this.options.botToken) {
+        res.writeHead(302, {
+          location: `https://${TEAM_DOMAIN}.slack.com/?redir=${encodeURIComponent(url.pathname)}`,
+        });
+        res.end();
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(file.bytes.length),
+      });
+      res.end(file.bytes);
       return;
     }
     if (req.method === 'POST' && url.pathname.startsWith('/respond/')) {
