@@ -9,7 +9,7 @@ import { CancelledError, type Progress } from '../../engine/clora/pipeline.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
 import { renderComposition } from '../render/composition.ts';
 import { latentPreview } from '../render/index.ts';
-import { classifyError, type ThreadReply, type ThreadRequest } from './messages.ts';
+import { classifyError, type ThreadProgress, type ThreadReply, type ThreadRequest } from './messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-thread.ts runs as a worker thread');
@@ -21,7 +21,8 @@ async function compose(id: number, spec: CompositionSpec, maxBytes: number): Pro
   const controller = new AbortController();
   controllers.set(id, controller);
   let lastPreview = 0;
-  let posted = 0; // progress messages sent; a preview that finishes after a newer one is dropped
+  let previews = 0; // previews started; one that finishes after a newer one started is dropped
+  let latest: ThreadProgress | undefined;
   try {
     const engine = await loading;
     const h = spec.height / 8;
@@ -41,16 +42,19 @@ async function compose(id: number, spec: CompositionSpec, maxBytes: number): Pro
           etaMs: p.etaMs,
         };
         post({ type: 'progress', id, progress });
-        const seq = ++posted;
+        latest = progress;
         if (!wantPreview) return;
         lastPreview = now;
+        const seq = ++previews;
         latentPreview(p.latent!.slice(), h, w, { maxBytes: 48 * 1024 })
           .then((img) => {
-            if (seq === posted)
+            // The next UNet run holds this thread while the preview encodes, so progress has
+            // moved on by now: send the preview with the newest numbers rather than drop it.
+            if (seq === previews)
               post({
                 type: 'progress',
                 id,
-                progress: { ...progress, preview: Buffer.from(img.bytes).toString('base64') },
+                progress: { ...(latest ?? progress), preview: Buffer.from(img.bytes).toString('base64') },
               });
           })
           .catch(() => {});
