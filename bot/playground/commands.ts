@@ -1,0 +1,77 @@
+// What the playground's input box understands: the slash commands of the chat platforms,
+// and plain text as a /compose prompt.
+
+import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
+import { type MessageReply, type Reply, userErrorReply } from '../../commands/reply.ts';
+import type { ChatContext, CommandOutcome, ComposeCommands } from '../../commands/service.ts';
+
+export interface PlaygroundCommand {
+  name: string;
+  usage: string;
+  summary: string;
+  /** takes text after its name */
+  takesText: boolean;
+}
+
+export const PLAYGROUND_COMMANDS: readonly PlaygroundCommand[] = [
+  {
+    name: 'compose',
+    usage: '/compose <prompt>',
+    summary: 'compose LoRAs into one picture',
+    takesText: true,
+  },
+  { name: 'loras', usage: '/loras [search]', summary: 'list the LoRA library', takesText: true },
+  { name: 'lora', usage: '/lora <name>', summary: "one LoRA's card", takesText: true },
+  { name: 'queue', usage: '/queue', summary: 'your recent jobs', takesText: false },
+  { name: 'help', usage: '/help', summary: 'how /compose works', takesText: false },
+];
+
+const COMMAND = /^\s*\/([^\s]*)\s*([\s\S]*)$/;
+
+/** Runs what the user typed: `/name rest`, or plain text as /compose. */
+export async function runCommand(
+  commands: ComposeCommands,
+  typed: string,
+  ctx: ChatContext,
+): Promise<CommandOutcome> {
+  const text = typed.trim();
+  if (text === '') return { reply: userErrorReply('Type a command, e.g. `/compose …`, or `/help`.') };
+  const m = COMMAND.exec(text);
+  if (!m) return commands.compose(text, ctx);
+  const [, name, rest] = m;
+  switch (name.toLowerCase()) {
+    case 'compose':
+      if (rest.trim() === '') return { reply: commands.help() };
+      return commands.compose(rest, ctx);
+    case 'loras':
+      return { reply: commands.loras(rest.trim()) };
+    case 'lora':
+      return { reply: await commands.lora(rest) };
+    case 'queue':
+      return { reply: await commands.queueStatus(ctx) };
+    case 'help':
+      return { reply: withCommandList(commands.help()) };
+    default:
+      return { reply: unknownCommand(name) };
+  }
+}
+
+function withCommandList(help: Reply): Reply {
+  if (help.kind !== 'message') return help;
+  const list = PLAYGROUND_COMMANDS.map((c) => `\`${c.usage}\` ${c.summary}`).join('\n');
+  return { ...help, text: `**Commands**\n${list}\nPlain text works as /compose.` };
+}
+
+function unknownCommand(name: string): MessageReply {
+  const near = closestNames(
+    name,
+    PLAYGROUND_COMMANDS.map((c) => c.name),
+  );
+  const known = PLAYGROUND_COMMANDS.map((c) => `/${c.name}`).join(', ');
+  return userErrorReply(
+    near.length > 0
+      ? `unknown command '/${name}' — did you mean ${quotedAlternatives(near.map((n) => `/${n}`))}?`
+      : `unknown command '/${name}'`,
+    `The playground knows ${known}.`,
+  );
+}

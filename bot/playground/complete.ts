@@ -1,0 +1,74 @@
+// Completion for the input box: command names after `/`, LoRA names after `/lora `, and a
+// LoRA being bound at the end of a prompt (`cat:<ta`), each offered as the whole text.
+
+import { closestNames } from '../../commands/compose/closest.ts';
+import { PLAYGROUND_COMMANDS } from './commands.ts';
+
+export interface Completion {
+  /** the whole input with the completion applied */
+  text: string;
+  /** what the list shows */
+  label: string;
+  detail?: string;
+}
+
+export interface CompletionSource {
+  /** names /compose may use */
+  names(): readonly string[];
+  /** a short description of a LoRA (its triggers) */
+  describe?(name: string): string | undefined;
+}
+
+export const MAX_COMPLETIONS = 25;
+
+const COMMAND_NAME = /^\s*\/([a-z]*)$/i;
+const LORA_COMMAND = /^(\s*\/lora\s+)<?([^\s<>]*)$/i;
+// A binding being typed at the end: `subject:<partial` or `subject:partial`, subjects bare or quoted.
+const PARTIAL_BINDING = /(?:^|\s)(?:"[^"]*"|“[^”]*”|[\p{L}\p{N}_][\p{L}\p{M}\p{N}_'’-]*):(<?)([^\s<>:@"]*)$/u;
+
+/** Up to MAX_COMPLETIONS completions of `text` (what precedes the caret), best first. */
+export function complete(text: string, source: CompletionSource): Completion[] {
+  const command = COMMAND_NAME.exec(text);
+  if (command) {
+    const typed = command[1].toLowerCase();
+    return PLAYGROUND_COMMANDS.filter((c) => c.name.startsWith(typed)).map((c) => ({
+      text: `/${c.name}${c.takesText ? ' ' : ''}`,
+      label: c.usage,
+      detail: c.summary,
+    }));
+  }
+  const lora = LORA_COMMAND.exec(text);
+  if (lora) {
+    return rankNames(lora[2], source.names()).map((name) => ({
+      text: `${lora[1]}${name}`,
+      label: name,
+      ...described(source, name),
+    }));
+  }
+  // Other commands take no LoRA bindings.
+  if (/^\s*\/(?!compose\b)/i.test(text)) return [];
+  const binding = PARTIAL_BINDING.exec(text);
+  if (!binding) return [];
+  const partial = binding[2];
+  const head = text.slice(0, text.length - partial.length - binding[1].length);
+  return rankNames(partial, source.names()).map((name) => ({
+    text: `${head}<${name}> `,
+    label: name,
+    ...described(source, name),
+  }));
+}
+
+/** Names for a partial one: prefix matches, then names containing it, then near misses. */
+export function rankNames(partial: string, names: readonly string[]): string[] {
+  const p = partial.toLowerCase();
+  const found = new Set<string>();
+  for (const n of names) if (n.toLowerCase().startsWith(p)) found.add(n);
+  for (const n of names) if (p !== '' && n.toLowerCase().includes(p)) found.add(n);
+  for (const n of closestNames(p, names, MAX_COMPLETIONS)) found.add(n);
+  return [...found].slice(0, MAX_COMPLETIONS);
+}
+
+function described(source: CompletionSource, name: string): { detail?: string } {
+  const detail = source.describe?.(name);
+  return detail ? { detail } : {};
+}
