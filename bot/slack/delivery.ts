@@ -185,10 +185,16 @@ export class SlackDelivery {
     const status: StatusMessage = { jobId, channel: place.channel, ts, heading };
     if (place.threadTs) status.threadTs = place.threadTs;
     this.statuses.set(jobId, status);
-    status.following = followJob(bot.queue, bot.commands, jobId, (r) => this.progress(status, r), {
+    status.following = followJob(bot.queue, bot.commands, jobId, (r) => this.onProgress(status, r), {
       minIntervalMs: this.o.progressIntervalMs,
       onFinal: (r, state) => this.finish(status, r, state),
     });
+  }
+
+  private async onProgress(status: StatusMessage, reply: Reply): Promise<void> {
+    // After a Cancel press the message says who cancelled; the job's last steps must not undo that.
+    if (status.final) return;
+    await this.progress(status, reply);
   }
 
   private async progress(status: StatusMessage, reply: Reply): Promise<void> {
