@@ -2,7 +2,7 @@
 // and plain text as a /compose prompt.
 
 import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
-import { type MessageReply, type Reply, userErrorReply } from '../../commands/reply.ts';
+import { type MessageReply, type Reply, textReply, userErrorReply } from '../../commands/reply.ts';
 import type { ChatContext, CommandOutcome, ComposeCommands } from '../../commands/service.ts';
 
 export interface PlaygroundCommand {
@@ -33,6 +33,7 @@ export async function runCommand(
   commands: ComposeCommands,
   typed: string,
   ctx: ChatContext,
+  library: { dir: string },
 ): Promise<CommandOutcome> {
   const text = typed.trim();
   if (text === '') return { reply: userErrorReply('Type a command, e.g. `/compose …`, or `/help`.') };
@@ -46,6 +47,15 @@ export async function runCommand(
     case 'loras':
       return { reply: commands.loras(rest.trim()) };
     case 'lora':
+      // Chat platforms upload files with /lora add; here the folder is on this machine.
+      if (/^(add|remove)\b/i.test(rest.trim())) {
+        return {
+          reply: textReply(
+            `In the playground, add or remove a LoRA by copying its .safetensors file into (or out of) the LoRA folder, \`${library.dir}\`; the library notices within seconds.`,
+            true,
+          ),
+        };
+      }
       return { reply: await commands.lora(rest) };
     case 'queue':
       return { reply: await commands.queueStatus(ctx) };

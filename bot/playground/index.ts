@@ -176,7 +176,7 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
       if (path === '/api/command') {
         const text = stringField(body, 'text', { maxLength: MAX_TEXT })!;
         log.debug(`command: ${text}`);
-        return answer(res, tab, await runCommand(app.commands, text, ctx));
+        return answer(res, tab, await runCommand(app.commands, text, ctx, app.library));
       }
       const id = stringField(body, 'id', { maxLength: MAX_ID })!;
       const value = stringField(body, 'value', { maxLength: MAX_ID, optional: true });

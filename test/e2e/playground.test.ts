@@ -425,7 +425,7 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       assert.ok(picture.bytes.length > 100);
     });
 
-    it('reruns into identical bytes and draws another seed', async () => {
+    it('reruns into identical bytes, draws another seed and compares with merging', async () => {
       const rerun = await post(base, '/api/action', { id: `rerun:${first.jobId}`, tab: stream.tab });
       assert.ok(rerun.jobId && rerun.jobId !== first.jobId);
       const again = await stream.final(rerun.jobId);
@@ -440,6 +440,12 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       const other = await stream.final(fresh.jobId!);
       assert.notEqual(seedOf(other), seedOf(first.final));
       assert.ok(!(await bytesAt(base, imageOf(other)!.url)).bytes.equals(a.bytes));
+
+      const merge = await post(base, '/api/action', { id: `merge:${first.jobId}`, tab: stream.tab });
+      const merged = await stream.final(merge.jobId!);
+      assert.equal(seedOf(merged), seedOf(first.final));
+      assert.match(merged.kind === 'message' ? merged.card!.footer! : '', /^merge/);
+      assert.equal(buttons(merged).find((b) => b.action === 'merge')?.disabled, true);
     });
 
     it('cancels a long job while it runs', async () => {
@@ -473,6 +479,8 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
         'plush',
         'tabby',
       ]);
+      const add = await post(base, '/api/command', { text: '/lora add', tab: stream.tab });
+      assert.match(JSON.stringify(add.reply), /copying its \.safetensors file/);
       const help = await post(base, '/api/command', { text: '/help', tab: stream.tab });
       assert.match(JSON.stringify(help.reply), /\/loras \[search\]/);
       const unknown = await post(base, '/api/command', { text: '/compse cat:<tabby>', tab: stream.tab });
@@ -671,6 +679,25 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       const third = jobMessages(page).nth(2);
       await third.locator('img[data-kind="image"]').waitFor({ timeout: MIN });
       assert.notEqual(await text(fieldValue(third, 'Seed')), await text(fieldValue(first, 'Seed')));
+    });
+
+    it('walks the Tweak selects, each replacing its own message', async (t) => {
+      if (skipWithoutBrowser(t, browser)) return;
+      await jobMessages(page).first().getByRole('button', { name: 'Tweak' }).click();
+      const menu = page.locator('article.bot', { has: page.locator('select') }).last();
+      await menu.locator('.only-you').waitFor();
+      assert.equal(await text(menu.locator('.text')), 'Change one LoRA, keep the seed:');
+      await menu.locator('select').selectOption('0');
+      const picker = menu.locator('select[aria-label="New LoRA for cat"]');
+      await picker.waitFor();
+      assert.equal(await picker.inputValue(), 'tabby');
+      const messages = await page.locator('article.bot').count();
+      // plush already draws the penguin: a user error, in a new message, and no job.
+      const jobs = await jobMessages(page).count();
+      await picker.selectOption('plush');
+      await page.locator('article.bot').nth(messages).waitFor();
+      assert.match(await text(page.locator('article.bot').last()), /plush/);
+      assert.equal(await jobMessages(page).count(), jobs);
     });
 
     it('cancels a long job from its message', async (t) => {

@@ -64,13 +64,36 @@ function inline(line) {
   for (const m of line.matchAll(INLINE)) {
     if (m.index > at) out.append(line.slice(at, m.index));
     const token = m[0];
-    if (m[1]) out.append(el('code', '', token.slice(1, -1)));
+    if (m[1]) out.append(code(token.slice(1, -1)));
     else if (m[2]) out.append(el('strong', '', token.slice(2, -2)));
     else out.append(el('em', '', token.slice(1, -1)));
     at = m.index + token.length;
   }
   if (at < line.length) out.append(line.slice(at));
   return out;
+}
+
+/** A code span; one holding a command puts it in the input box when clicked, to edit and send. */
+function code(text) {
+  const node = el('code', '', text);
+  if (!/^\/(compose|loras?|queue|help)\b/.test(text)) return node;
+  node.className = 'command';
+  node.tabIndex = 0;
+  node.title = 'Put this command in the input box';
+  node.setAttribute('role', 'button');
+  const use = () => {
+    input.value = text;
+    input.focus();
+    input.setSelectionRange(text.length, text.length);
+  };
+  node.addEventListener('click', use);
+  node.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      use();
+    }
+  });
+  return node;
 }
 
 /** Markdown-ish text (``` blocks, - lists, line breaks and inline marks) as DOM nodes. */
@@ -356,6 +379,9 @@ function handleOutcome(outcome, source, kind) {
   appendBot(reply);
 }
 
+// A cancelled job still runs until the engine stops; its progress must not undo "Cancelled".
+const TERMINAL = new Set(['done', 'failed', 'cancelled', 'final']);
+
 /** One message per job: created at its first reply, redrawn as newer replies arrive. */
 function showJob(jobId, reply, final) {
   let msg = log.querySelector(`[data-job="${CSS.escape(jobId)}"]`);
@@ -363,9 +389,9 @@ function showJob(jobId, reply, final) {
     msg = botMessage();
     msg.dataset.job = jobId;
     log.append(msg);
-  } else if (Number(msg.dataset.seq) >= reply.seq || (msg.dataset.final && !final)) return;
-  if (final) msg.dataset.final = 'true';
+  } else if (Number(msg.dataset.seq) >= reply.seq || (!final && TERMINAL.has(msg.dataset.state))) return;
   render(msg, reply);
+  if (final && !TERMINAL.has(msg.dataset.state)) msg.dataset.state = 'final';
   scrollDown(true);
 }
 
