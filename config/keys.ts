@@ -163,6 +163,9 @@ export const configKeys = {
     description: 'Slack app-level token; set it to use Socket Mode instead of HTTP events',
     secret: true,
   }),
+  SLACK_PORT: withDefault(int(0, 65535), 3000, {
+    description: 'HTTP mode: port Slack posts /slack/events to (0 picks a free one)',
+  }),
   SLACK_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
     description: 'Slack Web API base, for a test double',
     defaultText: 'https://slack.com/api/',

@@ -51,6 +51,8 @@ export interface SlackConfig {
   signingSecret?: string;
   appToken?: string;
   apiUrl?: string;
+  /** HTTP mode: the port /slack/events listens on */
+  port: number;
 }
 
 export interface PlaygroundConfig {
@@ -216,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
             signingSecret: v.SLACK_SIGNING_SECRET,
             appToken: v.SLACK_APP_TOKEN,
             apiUrl: v.SLACK_API_URL,
+            port: v.SLACK_PORT,
           },
     playground: { host: v.PLAYGROUND_HOST, port: v.PLAYGROUND_PORT },
     logLevel: v.LOG_LEVEL,

@@ -17,7 +17,7 @@ import { boltOptions, SLACK_EVENTS_PATH } from './receiver.ts';
 export interface SlackOptions {
   /** defaults to the app's configuration (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL) */
   slack?: SlackConfig;
-  /** HTTP mode: the port /slack/events listens on; SLACK_PORT, else PORT, else 3000 (0 picks a free one) */
+  /** HTTP mode: the port /slack/events listens on; default SLACK_PORT (3000; 0 picks a free one) */
   port?: number;
   /** HTTP mode: the address it listens on; all of them by default */
   host?: string;
@@ -32,19 +32,6 @@ export interface SlackAdapter extends Adapter {
   readonly mode: SlackConfig['mode'];
   /** HTTP mode: the port it listens on */
   readonly port?: number;
-}
-
-// Not in config/keys.ts yet: SLACK_PORT as the README names it, or PORT as Bolt's own examples use.
-export function slackPort(env: NodeJS.ProcessEnv = process.env): number {
-  for (const key of ['SLACK_PORT', 'PORT'] as const) {
-    const value = env[key];
-    if (value === undefined || value === '') continue;
-    const port = Number(value);
-    if (!(Number.isInteger(port) && port >= 0 && port < 65536))
-      throw new Error(`${key} must be a port number from 0 to 65535, not '${value}'`);
-    return port;
-  }
-  return 3000;
 }
 
 export async function startSlack(app: App, options: SlackOptions = {}): Promise<SlackAdapter> {
@@ -89,7 +76,7 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
       },
     };
   }
-  const listen = { port: options.port ?? slackPort(), ...(options.host ? { host: options.host } : {}) };
+  const listen = { port: options.port ?? slack.port, ...(options.host ? { host: options.host } : {}) };
   const server = (await bolt.start(listen)) as { address(): AddressInfo | string | null };
   const bound = server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;

@@ -10,7 +10,6 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type App, startApp } from '../../bot/app.ts';
 import { createLogger } from '../../bot/log.ts';
-import { slackPort } from '../../bot/slack/app.ts';
 import { checkBlocks, mrkdwn, renderReply, SLACK_LIMITS, type SlackMessage } from '../../bot/slack/blocks.ts';
 import { type SlackAdapter, startSlack } from '../../bot/slack/index.ts';
 import { SLASH_COMMANDS } from '../../bot/slack/listeners/commands/index.ts';
@@ -540,7 +539,7 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
 
   test('Socket Mode: commands and buttons arrive as envelopes over the WebSocket, and are acked', async () => {
     socket = await startSlack(app, {
-      slack: { botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: standIn.apiUrl },
+      slack: { botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: standIn.apiUrl, port: 0 },
     });
     await standIn.connected();
     assert.match(socket.address, /Socket Mode/);
@@ -754,7 +753,7 @@ describe('Slack adapter parts', () => {
   test('receiver configuration: Socket Mode with the app token, HTTP with the signing secret, both at SLACK_API_URL', () => {
     const logger = boltLogger(createLogger('silent'), 'info');
     const socketMode = boltOptions(
-      { botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: 'http://x/api/' },
+      { botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: 'http://x/api/', port: 0 },
       logger,
     );
     assert.equal(socketMode.socketMode, true);
@@ -762,7 +761,7 @@ describe('Slack adapter parts', () => {
     assert.equal(socketMode.signingSecret, undefined);
     assert.equal(socketMode.clientOptions?.slackApiUrl, 'http://x/api/');
     const httpMode = boltOptions(
-      { botToken: BOT_TOKEN, mode: 'http', signingSecret: SIGNING_SECRET },
+      { botToken: BOT_TOKEN, mode: 'http', signingSecret: SIGNING_SECRET, port: 0 },
       logger,
     );
     assert.equal(httpMode.socketMode, undefined);
@@ -770,8 +769,14 @@ describe('Slack adapter parts', () => {
     assert.equal(httpMode.endpoints, '/slack/events');
     assert.equal(httpMode.processBeforeResponse, false);
     assert.equal(httpMode.clientOptions?.slackApiUrl, undefined);
-    assert.throws(() => boltOptions({ botToken: BOT_TOKEN, mode: 'http' }, logger), /SLACK_SIGNING_SECRET/);
-    assert.throws(() => boltOptions({ botToken: BOT_TOKEN, mode: 'socket' }, logger), /SLACK_APP_TOKEN/);
+    assert.throws(
+      () => boltOptions({ botToken: BOT_TOKEN, mode: 'http', port: 0 }, logger),
+      /SLACK_SIGNING_SECRET/,
+    );
+    assert.throws(
+      () => boltOptions({ botToken: BOT_TOKEN, mode: 'socket', port: 0 }, logger),
+      /SLACK_APP_TOKEN/,
+    );
   });
 
   test('the manifest declares every slash command the adapter listens to, and the scopes it uses', () => {
@@ -793,10 +798,11 @@ describe('Slack adapter parts', () => {
     assert.ok(!isSlackFileUrl('http://127.0.0.1:10/files-pri/x', 'http://127.0.0.1:9/api/'));
   });
 
-  test('HTTP mode listens on SLACK_PORT, else PORT, else 3000; a bad value is an error, not a default', () => {
-    assert.equal(slackPort({}), 3000);
-    assert.equal(slackPort({ PORT: '8080' }), 8080);
-    assert.equal(slackPort({ SLACK_PORT: '3100', PORT: '8080' }), 3100);
-    assert.throws(() => slackPort({ SLACK_PORT: 'eighty' }), /SLACK_PORT must be a port number/);
+  test('HTTP mode listens on SLACK_PORT (default 3000); a bad value stops start-up naming the key', () => {
+    assert.equal(loadConfig({}).slack, undefined);
+    const base = { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET };
+    assert.equal(loadConfig(base).slack?.port, 3000);
+    assert.equal(loadConfig({ ...base, SLACK_PORT: '3100' }).slack?.port, 3100);
+    assert.throws(() => loadConfig({ ...base, SLACK_PORT: 'eighty' }), /SLACK_PORT="eighty"/);
   });
 });
