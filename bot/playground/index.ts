@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { BLOB } from '../../commands/jobs.ts';
 import type { ChatContext } from '../../commands/service.ts';
+import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
 import { runCommand } from './commands.ts';
@@ -45,6 +46,8 @@ export interface PlaygroundStatus {
     /** the checkpoint's file or folder name, with the folder it is in */
     name?: string;
     engine: 'loading' | 'ready' | 'failed' | 'remote workers' | 'none';
+    /** written by `npm run demo-model` (or random-model): it draws noise */
+    random: boolean;
   };
   loras: { total: number; usable: number };
   /** a /compose command with this library's LoRAs */
@@ -76,7 +79,23 @@ function loadStaticFiles(): Map<string, { body: Buffer; type: string }> {
   return files;
 }
 
-export function playgroundStatus(app: App): PlaygroundStatus {
+// The key engine/weights/random-model.ts stamps into the checkpoints it writes.
+const RANDOM_MODEL_KEY = 'clora.random_model';
+
+/** Whether the checkpoint at `path` is one of our random-weight models. */
+export function hasRandomWeights(path: string | undefined): boolean {
+  if (!path?.toLowerCase().endsWith('.safetensors')) return false;
+  try {
+    const file = SafetensorsFile.open(path);
+    const random = file.metadata[RANDOM_MODEL_KEY] !== undefined;
+    file.close();
+    return random;
+  } catch {
+    return false; // the app reports an unreadable model itself
+  }
+}
+
+export function playgroundStatus(app: App, random = false): PlaygroundStatus {
   const model = app.model();
   const path = app.config.engine.modelPath;
   const engine: PlaygroundStatus['model']['engine'] = app.config.queue.redisUrl
@@ -93,6 +112,7 @@ export function playgroundStatus(app: App): PlaygroundStatus {
       // The folder above says more than a bare `model` or `model.safetensors`.
       ...(path ? { name: `${basename(dirname(path))}/${basename(path)}` } : {}),
       engine,
+      random,
     },
     loras: { total: entries.length, usable: usable.length },
     example: exampleCommand(usable),
@@ -115,7 +135,8 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
   const log = app.log.child('playground');
   const files = loadStaticFiles();
   const { host } = app.config.playground;
-  const status = () => playgroundStatus(app);
+  const random = hasRandomWeights(app.config.engine.modelPath);
+  const status = () => playgroundStatus(app, random);
   const hub = new EventHub(app.queue, app.commands, status, log, {
     heartbeatMs: options.heartbeatMs ?? 15_000,
     graceMs: options.graceMs ?? 30_000,

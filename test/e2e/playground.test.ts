@@ -13,7 +13,12 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import { type App, startApp } from '../../bot/app.ts';
 import { createLogger } from '../../bot/log.ts';
-import { type Playground, type PlaygroundStatus, startPlayground } from '../../bot/playground/index.ts';
+import {
+  hasRandomWeights,
+  type Playground,
+  type PlaygroundStatus,
+  startPlayground,
+} from '../../bot/playground/index.ts';
 import type { WireReply } from '../../bot/playground/wire.ts';
 import { DEMO_LORAS, writeDemo } from '../../bot/tools/demo-model.ts';
 import { loadConfig } from '../../config/index.ts';
@@ -327,6 +332,7 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       const status = (await (await fetch(`${base}/api/status`)).json()) as PlaygroundStatus;
       assert.equal(status.model.ready, true);
       assert.equal(status.model.engine, 'ready');
+      assert.equal(status.model.random, false);
       assert.deepEqual(status.loras, { total: 2, usable: 2 });
       const streamed = await stream.waitFor((e) => (e.event === 'status' ? e.data : undefined), 'status');
       assert.deepEqual(streamed, status);
@@ -802,6 +808,9 @@ describe('demo model', () => {
     const out = join(work, 'demo');
     const demo = writeDemo(out, { tokenizerDir: join(fixture, 'model', 'tokenizer') });
     const ck = openCheckpoint(demo.modelPath);
+    // The page labels it: random weights draw noise.
+    assert.equal(hasRandomWeights(demo.modelPath), true);
+    assert.equal(hasRandomWeights(join(fixture, 'tiny-sd15.safetensors')), false);
     assert.deepEqual(ck.unet.config.block_out_channels, [32, 64, 64, 64]);
     assert.equal(ck.textEncoder.config.hidden_size, 32);
     assert.deepEqual(

@@ -17,6 +17,7 @@ const connection = document.getElementById('connection');
 const history = [];
 let historyAt = 0;
 let example = '';
+let randomModel = false;
 
 // ---------------------------------------------------------------- small helpers
 
@@ -429,9 +430,21 @@ function setStatus(status) {
   const state = !m.ready ? 'missing' : m.engine === 'loading' ? 'loading' : 'ready';
   modelStatus.dataset.state = state;
   const name = m.name ? `${m.name}` : 'model';
+  const kind = m.random ? ' (random weights)' : '';
   modelStatus.querySelector('.label').textContent =
-    state === 'missing' ? 'no model' : state === 'loading' ? `${name} · loading…` : `${name} · ready`;
-  modelStatus.title = m.message ?? (m.engine === 'remote workers' ? 'jobs run on remote workers' : '');
+    state === 'missing'
+      ? 'no model'
+      : state === 'loading'
+        ? `${name}${kind} · loading…`
+        : `${name}${kind} · ready`;
+  modelStatus.title =
+    m.message ??
+    (m.random
+      ? 'A demo model with random weights: it draws noise. Set MODEL_PATH to an SD 1.5 checkpoint for pictures.'
+      : m.engine === 'remote workers'
+        ? 'jobs run on remote workers'
+        : '');
+  randomModel = Boolean(m.random);
   loraCount.textContent = `${status.loras.usable} LoRA${status.loras.usable === 1 ? '' : 's'}`;
   banner.hidden = m.ready;
   bannerText.replaceChildren(markdown(m.message ?? ''));
@@ -448,6 +461,16 @@ function welcome() {
         'every LoRA draws only its own subject.\n`/loras` lists the library, `/help` explains the options.',
     ),
   );
+  if (randomModel) {
+    content.append(
+      el(
+        'div',
+        'note',
+        'This is the demo model: its weights are random, so every picture is noise. The flow is real; ' +
+          'set MODEL_PATH to an SD 1.5 checkpoint for pictures.',
+      ),
+    );
+  }
   const chip = el('button', 'chip', example);
   chip.type = 'button';
   chip.title = 'Put this example in the input box';
