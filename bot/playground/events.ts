@@ -2,7 +2,7 @@
 // jobs that tab started (followed with followJob) and the model's status. A tab that drops
 // its stream keeps its jobs for a short grace period, so a reconnect misses nothing.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { type Following, followJob } from '../../commands/follow.ts';
 import type { Reply } from '../../commands/reply.ts';
 import type { ComposeCommands, ComposeQueue } from '../../commands/service.ts';
@@ -78,7 +78,7 @@ export class EventHub {
   }
 
   /** Opens the tab's stream (replacing an older one of the same tab). False when full. */
-  connect(tabId: string, req: IncomingMessage, res: ServerResponse): boolean {
+  connect(tabId: string, res: ServerResponse): boolean {
     const tab = this.tab(tabId);
     if (!tab) return false;
     const older = tab.stream?.res;
@@ -101,7 +101,7 @@ export class EventHub {
       this.detach(tab);
       tab.grace = setTimeout(() => this.drop(tab), this.options.graceMs);
     };
-    req.on('close', onClose);
+    res.on('close', onClose);
     res.on('error', onClose);
     this.write(tab, 'status', this.status());
     for (const chunk of tab.backlog.splice(0)) res.write(chunk);

@@ -222,7 +222,7 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
     if (path === '/api/events') {
       const tab = url.searchParams.get('tab') ?? '';
       if (!TAB_ID.test(tab)) throw new HttpError(400, "'tab' must be 8–64 letters, digits, '-' or '_'");
-      if (!hub.connect(tab, req, res))
+      if (!hub.connect(tab, res))
         throw new HttpError(503, 'too many playground tabs are open; close some and reload');
       return;
     }
@@ -259,12 +259,8 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
     }
     routes(req, res, url).catch((e: unknown) => {
       if (e instanceof HttpError) {
-        // Read and drop the rest of an oversized body (so the client sees the answer, not a
-        // reset), and close the connection after it rather than parse the rest as a request.
-        if (e.status === 413) {
-          res.setHeader('Connection', 'close');
-          req.resume();
-        }
+        // Close the connection after the answer rather than parse a refused body's rest as a request.
+        if (e.status === 413) res.setHeader('Connection', 'close');
         sendError(res, e.status, e.message);
         return;
       }

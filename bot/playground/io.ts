@@ -20,17 +20,31 @@ export async function readJsonObject(
   const tooLarge = () => new HttpError(413, `the request is over ${maxBytes} bytes; send a shorter command`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    // Stop reading at once: a client streaming gigabytes must not fill memory.
-    if (size > maxBytes) throw tooLarge();
-    chunks.push(chunk);
-  }
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      // Stop keeping it at once: a client streaming gigabytes must not fill memory. The rest is
+      // read and dropped, so the client gets the 413 rather than a reset connection.
+      if (size > maxBytes) {
+        refused = true;
+        chunks.length = 0;
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!refused) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', reject);
+  });
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw new HttpError(400, 'the body is not valid JSON');
   }

@@ -556,6 +556,13 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
         body: JSON.stringify({ text: 'x'.repeat(64 * 1024), tab: 'abcdefgh' }),
       });
       assert.equal(huge.status, 413);
+      const streamed = await raw(base, {
+        method: 'POST',
+        path: '/api/command',
+        headers: { ...json, 'Transfer-Encoding': 'chunked' },
+        body: JSON.stringify({ text: 'x'.repeat(64 * 1024), tab: 'abcdefgh' }),
+      });
+      assert.equal(streamed.status, 413);
       for (const path of [
         '/../package.json',
         '/%2e%2e/package.json',
