@@ -25,14 +25,18 @@ export interface JobEvent {
   final: boolean;
 }
 
-interface Follow {
-  following: Following;
+interface FollowState {
   /** its last update showed it queued: a job ahead starting or ending moves it up */
   queued: boolean;
   /** its final reply is on the way: nothing older may follow it */
   ending: boolean;
   /** the newest latent preview, shown until a newer one comes (progress carries it only once) */
   preview?: string;
+}
+
+interface Follow {
+  following: Following;
+  state: FollowState;
 }
 
 interface Tab {
@@ -71,7 +75,7 @@ export class EventHub {
         if (!e.progress.preview) return;
         for (const tab of this.tabs.values()) {
           const follow = tab.follows.get(e.id);
-          if (follow) follow.preview = e.progress.preview;
+          if (follow) follow.state.preview = e.progress.preview;
         }
       }),
     );
@@ -115,22 +119,22 @@ export class EventHub {
     const tab = this.tab(tabId);
     if (!tab || tab.follows.has(jobId)) return;
     tab.lastActive = Date.now();
-    const entry: Follow = { queued: true, ending: false } as Follow;
-    entry.following = followJob(
+    const state: FollowState = { queued: true, ending: false };
+    const following = followJob(
       this.queue,
       this.commands,
       jobId,
-      (reply) => (entry.ending ? undefined : this.send(tab, jobId, reply, false)),
+      (reply) => (state.ending ? undefined : this.send(tab, jobId, reply, false)),
       {
         minIntervalMs: this.options.progressIntervalMs,
         onFinal: async (reply) => {
-          entry.ending = true;
+          state.ending = true;
           await this.send(tab, jobId, reply, true);
           tab.follows.delete(jobId);
         },
       },
     );
-    tab.follows.set(jobId, entry);
+    tab.follows.set(jobId, { following, state });
     // Without a stream yet (the page posts before its stream opens), wait as for a dropped one.
     if (!tab.stream && !tab.grace) tab.grace = setTimeout(() => this.drop(tab), this.options.graceMs);
   }
@@ -183,7 +187,7 @@ export class EventHub {
   }
 
   private async send(tab: Tab, jobId: string, reply: Reply, final: boolean): Promise<void> {
-    const follow = tab.follows.get(jobId);
+    const follow = tab.follows.get(jobId)?.state;
     const preview = follow?.preview;
     if (
       preview &&
@@ -210,7 +214,7 @@ export class EventHub {
     try {
       const reply = await this.commands.jobReply(jobId);
       const follow = tab.follows.get(jobId);
-      if (follow && !follow.ending) await this.send(tab, jobId, reply, false);
+      if (follow && !follow.state.ending) await this.send(tab, jobId, reply, false);
     } catch (e) {
       this.log.warn(`playground: could not update job ${jobId}: ${(e as Error).message}`);
     }
@@ -219,7 +223,7 @@ export class EventHub {
   private refreshQueued(changed: string): void {
     for (const tab of this.tabs.values()) {
       for (const [jobId, follow] of tab.follows) {
-        if (jobId !== changed && follow.queued) void this.push(tab, jobId);
+        if (jobId !== changed && follow.state.queued) void this.push(tab, jobId);
       }
     }
   }
