@@ -107,6 +107,13 @@ export const configKeys = {
   ENGINE_DTYPE: withDefault(oneOf(['float32', 'float16']), 'float32', {
     description: 'compute precision; float16 needs ENGINE_DEVICE=cuda',
   }),
+  ENGINE_OPTIMIZATION: withDefault(oneOf(['disabled', 'basic', 'extended', 'all']), 'all', {
+    description: "ONNX Runtime's graph optimisation level for the engine's sessions",
+  }),
+  CLIP_SKIP: withDefault(int(0, 11), 0, {
+    description:
+      "text-encoder layers to skip from the end (0: SD 1.5's default; 1 is popular with anime models)",
+  }),
   GUIDANCE_ITERATIONS: withDefault(int(1, 100), 20, {
     description: "CLoRA's latent updates at each of its iterative steps (published: 20); fewer is faster",
   }),

@@ -15,6 +15,8 @@ export interface EngineConfig {
   /** 0: ONNX Runtime decides. */
   threads: number;
   dtype: 'float32' | 'float16';
+  optimization: 'disabled' | 'basic' | 'extended' | 'all';
+  clipSkip: number;
   /** CLoRA's iterations at its iterative steps, and an optional early stop for them */
   guidanceIterations: number;
   guidanceLossThreshold?: number;
@@ -183,6 +185,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       device: v.ENGINE_DEVICE,
       threads: v.ENGINE_THREADS,
       dtype: v.ENGINE_DTYPE,
+      optimization: v.ENGINE_OPTIMIZATION,
+      clipSkip: v.CLIP_SKIP,
       guidanceIterations: v.GUIDANCE_ITERATIONS,
       guidanceLossThreshold: v.GUIDANCE_LOSS_THRESHOLD,
     },

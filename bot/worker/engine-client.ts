@@ -24,6 +24,8 @@ export function engineOptions(config: Config): EngineOptions {
     provider: engine.device,
     dtype: engine.dtype,
     threads: engine.threads,
+    optimization: engine.optimization,
+    clipSkip: engine.clipSkip,
     cacheDir: engine.cacheDir,
     limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, minSize: 64, maxSize: limits.maxSize },
   };

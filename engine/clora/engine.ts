@@ -3,7 +3,7 @@
 // masks, maps, losses and timings.
 
 import { statSync } from 'node:fs';
-import type { Provider } from '../graph/index.ts';
+import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
 import {
   type CompiledNetwork,
@@ -32,6 +32,10 @@ export interface EngineOptions {
   provider?: Provider;
   dtype?: 'float32' | 'float16';
   threads?: number;
+  /** ONNX Runtime's graph optimisation level (default all) */
+  optimization?: OptimizationLevel;
+  /** text-encoder layers to skip from the end */
+  clipSkip?: number;
   /** where compiled models with external weights are kept between runs */
   cacheDir?: string;
   externalDataThreshold?: number;
@@ -72,12 +76,13 @@ export class Engine {
       provider: options.provider ?? 'cpu',
       dtype: options.dtype ?? 'float32',
       intraOpThreads: options.threads ?? 0,
+      optimization: options.optimization ?? 'all',
       cacheDir: options.cacheDir,
       externalDataThreshold: options.externalDataThreshold,
       lora: true,
     };
     const [textEncoder, vae] = await Promise.all([
-      compileTextEncoder(checkpoint, modelOptions),
+      compileTextEncoder(checkpoint, { ...modelOptions, clipSkip: options.clipSkip }),
       compileVaeDecoder(checkpoint, { ...modelOptions, lora: false }),
     ]);
     const timings: LoadTimings = { checkpointMs: t1 - t0, compileMs: 0, reusedCache: false };

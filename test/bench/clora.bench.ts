@@ -23,6 +23,11 @@ import { type Report, timeSideBySide } from './harness.ts';
 
 const WORDS = ['cat', 'dog', 'fox', 'owl', 'bear', 'frog', 'duck', 'deer'];
 
+/**
+ * The published schedule scaled to `steps`: update points and burst positions in proportion
+ * (withDefaults does that), and the burst length too, so guided passes per step stay as in
+ * the published 50-step run (bursts of 20 at 50 steps, of 4 at 10).
+ */
 function spec(
   loras: LoraRef[],
   steps: number,
@@ -30,7 +35,7 @@ function spec(
   method: CompositionSpec['method'] = 'clora',
 ): CompositionSpec {
   const words = WORDS.slice(0, loras.length);
-  return withDefaults({
+  const base = withDefaults({
     prompt: `a ${words.join(' and a ')} in a house`,
     subjects: loras.map((lora, i) => ({ word: words[i], lora, weight: 1, triggers: [] })),
     seed: 1,
@@ -39,6 +44,8 @@ function spec(
     height: size,
     method,
   });
+  base.guidance.iterations = Math.max(1, Math.round((20 * steps) / 50));
+  return base;
 }
 
 /** Plain generation on graphs without LoRA branches: the fairest baseline. */
@@ -58,22 +65,35 @@ async function ratioAgainstPlain(
   loras: LoraRef[],
   steps: number,
   size: number,
+  withPublished: boolean,
 ) {
   const clora = spec(loras, steps, size);
+  const published = { ...clora, guidance: { ...clora.guidance, published: true } };
   const plain = spec([], steps, size, 'none');
   const plainNets = await plainModels(engine);
   const plainPlan = planComposition(plain, engine.tokenizer);
-  await engine.compose({ ...clora, steps: 2 }); // compiles the guidance graph outside the timing
-  const t = await timeSideBySide(
-    {
-      clora: () => engine.compose(clora),
-      plain: () => runPlan(plainNets, plainPlan, plain),
-    },
-    { warmup: 0, rounds: 1 },
-  );
-  report(`clora.${label}.clora_2_loras_${steps}_steps`, t.clora / 1000, 's');
+  // Compile the guidance graphs outside the timing.
+  await engine.compose({ ...clora, steps: 2 });
+  if (withPublished) await engine.compose({ ...published, steps: 2 });
+  const runs: Record<string, () => Promise<unknown>> = {
+    clora: () => engine.compose(clora),
+    plain: () => runPlan(plainNets, plainPlan, plain),
+  };
+  if (withPublished) runs.published = () => engine.compose(published);
+  const t = await timeSideBySide(runs, { warmup: 0, rounds: 1 });
+  const iterations = clora.guidance.iterations;
+  report(`clora.${label}.clora_2_loras_${steps}_steps_bursts_of_${iterations}`, t.clora / 1000, 's');
   report(`clora.${label}.plain_${steps}_steps`, t.plain / 1000, 's');
   report(`clora.${label}.clora_over_plain`, t.clora / t.plain, 'x', '≤ 4');
+  if (withPublished) {
+    report(
+      `clora.${label}.published_behaviour_over_plain`,
+      t.published / t.plain,
+      'x',
+      'published code ≈ 9–10',
+    );
+    report(`clora.${label}.clora_speedup_over_published_behaviour`, t.published / t.clora, 'x');
+  }
 }
 
 async function batchedOverSequential(
@@ -211,7 +231,7 @@ export async function run(report: Report): Promise<void> {
     { name: 'tabby', path: join(dir, 'loras', 'lora_i_kohya_unet_te.safetensors') },
     { name: 'plush', path: join(dir, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors') },
   ];
-  await ratioAgainstPlain(report, tiny, 'tiny', fixtureLoras, 50, 256);
+  await ratioAgainstPlain(report, tiny, 'tiny', fixtureLoras, 50, 256, true);
   await batchedOverSequential(report, tiny, 'tiny', fixtureLoras, 256);
   await tiny.close();
   loraSweep(report, 'tiny', join(dir, 'model'), 256);
@@ -223,7 +243,7 @@ export async function run(report: Report): Promise<void> {
   }
   const engine = await Engine.load({ modelPath: real, cacheDir: resolve(repoRoot, '.cache', 'models') });
   const randomLoras = writeRandomLoras(engine, loraCacheFor(real), 2);
-  await ratioAgainstPlain(report, engine, 'real256', randomLoras, 10, 256);
+  await ratioAgainstPlain(report, engine, 'real256', randomLoras, 10, 256, false);
   await batchedOverSequential(report, engine, 'real256', randomLoras, 256);
   await engine.close();
   loraSweep(report, 'real256', real, 256);

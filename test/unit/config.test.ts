@@ -46,6 +46,8 @@ describe('loadConfig', () => {
       device: 'cpu',
       threads: 0,
       dtype: 'float32',
+      optimization: 'all',
+      clipSkip: 0,
       guidanceIterations: 20,
       guidanceLossThreshold: undefined,
     });
