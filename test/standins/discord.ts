@@ -140,6 +140,7 @@ export class DiscordStandIn extends EventEmitter {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private clockOffset = 0;
+  private frozenAt: number | undefined;
   private counter = 0n;
   private base = '';
   readonly bot: { id: string; username: string };
@@ -178,13 +179,23 @@ export class DiscordStandIn extends EventEmitter {
     return `${this.base.replace('http', 'ws')}/gateway`;
   }
 
-  /** Discord's clock, for token expiry; tests move it forward. */
+  /** Discord's clock, for token expiry and rate limits; tests move it forward or stop it. */
   now(): number {
-    return Date.now() + this.clockOffset;
+    return (this.frozenAt ?? Date.now()) + this.clockOffset;
   }
 
   advanceClock(ms: number): void {
     this.clockOffset += ms;
+  }
+
+  /** Stops the clock, so what depends on elapsed time (a rate limit's refill) is deterministic. */
+  freezeClock(): void {
+    this.frozenAt = Date.now();
+  }
+
+  resumeClock(): void {
+    if (this.frozenAt !== undefined) this.clockOffset -= Date.now() - this.frozenAt;
+    this.frozenAt = undefined;
   }
 
   async close(): Promise<void> {
