@@ -1,6 +1,6 @@
 // Where the tiny SD 1.5 fixtures live: CLORA_FIXTURES, else ../shared/fixtures/tiny-sd15
 // beside the repository.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,5 +11,23 @@ export function fixtureDir(): string {
   if (!existsSync(join(dir, 'reference', 'cases.json'))) {
     throw new Error(`tiny-sd15 fixtures not found at ${dir}; set CLORA_FIXTURES to the fixture directory`);
   }
+  return dir;
+}
+
+/**
+ * A fresh LoRA folder under `parent` holding the fixture's LoRAs (i) and (ii) under the
+ * names the tests use: tabby.safetensors (trigger "sks") and plush.safetensors ("ohwx").
+ */
+export function fixtureLoraFolder(parent: string): string {
+  const dir = join(parent, 'loras');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(
+    join(fixtureDir(), 'loras', 'lora_i_kohya_unet_te.safetensors'),
+    join(dir, 'tabby.safetensors'),
+  );
+  copyFileSync(
+    join(fixtureDir(), 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'),
+    join(dir, 'plush.safetensors'),
+  );
   return dir;
 }

@@ -64,17 +64,18 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
   });
 
   const as = `@${who.user ?? 'bot'} in ${who.team ?? 'the workspace'}`;
+  // Stopping twice (a shutdown signal, then a test's cleanup) is harmless.
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      delivery.stop();
+      await bolt.stop();
+    })();
+    return stopping;
+  };
   if (slack.mode === 'socket') {
     await bolt.start();
-    return {
-      name: 'slack',
-      mode: 'socket',
-      address: `Socket Mode as ${as}`,
-      async stop() {
-        delivery.stop();
-        await bolt.stop();
-      },
-    };
+    return { name: 'slack', mode: 'socket', address: `Socket Mode as ${as}`, stop };
   }
   const listen = { port: options.port ?? slack.port, ...(options.host ? { host: options.host } : {}) };
   const server = (await bolt.start(listen)) as { address(): AddressInfo | string | null };
@@ -85,9 +86,6 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     mode: 'http',
     port,
     address: `HTTP events on port ${port} at ${SLACK_EVENTS_PATH} as ${as}`,
-    async stop() {
-      delivery.stop();
-      await bolt.stop();
-    },
+    stop,
   };
 }

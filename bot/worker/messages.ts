@@ -1,6 +1,7 @@
 // What the engine thread and its client say to each other, and how errors are sorted into
 // the user's fault, cancellation, or the engine's.
 
+import type { ComposeJobProgress } from '../../commands/jobs.ts';
 import type { LoadTimings } from '../../engine/clora/engine.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
 
@@ -11,15 +12,8 @@ export type ThreadRequest =
   | { type: 'cancel'; id: number }
   | { type: 'close' };
 
-export interface ThreadProgress {
-  phase: 'text' | 'guidance' | 'denoise' | 'decode';
-  step: number;
-  steps: number;
-  iteration?: number;
-  loss?: number;
-  etaMs?: number;
-  preview?: string;
-}
+/** What the thread reports as a composition runs: a job's progress, as the queue carries it. */
+export type ThreadProgress = ComposeJobProgress;
 
 export interface CompositionSummary {
   seed: number;

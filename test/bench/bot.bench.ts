@@ -3,7 +3,7 @@
 // - the bot's event-loop delay p99 while a composition runs in single-machine mode (goal < 50 ms):
 //   the engine is on its own thread, so chat traffic keeps being answered.
 
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -12,7 +12,7 @@ import { createLogger } from '../../bot/log.ts';
 import { composeSettings, parseCompose } from '../../commands/compose/index.ts';
 import { followJob } from '../../commands/follow.ts';
 import { loadConfig } from '../../config/index.ts';
-import { fixtureDir } from '../fixtures.ts';
+import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
 import type { Report } from './harness.ts';
 
 const COMMANDS = [
@@ -37,13 +37,7 @@ function parserThroughput(report: Report): void {
 async function eventLoopDelay(report: Report): Promise<void> {
   const fixture = fixtureDir();
   const work = mkdtempSync(join(tmpdir(), 'clora-bench-bot-'));
-  const loras = join(work, 'loras');
-  mkdirSync(loras);
-  copyFileSync(join(fixture, 'loras', 'lora_i_kohya_unet_te.safetensors'), join(loras, 'tabby.safetensors'));
-  copyFileSync(
-    join(fixture, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'),
-    join(loras, 'plush.safetensors'),
-  );
+  const loras = fixtureLoraFolder(work);
   const app = await startApp(
     loadConfig({
       MODEL_PATH: join(fixture, 'model'),

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,7 +20,7 @@ import type { Logger } from '../../bot/log.ts';
 import { encodePng } from '../../bot/render/index.ts';
 import type { ReplyButton, ReplyRow } from '../../commands/reply.ts';
 import { loadConfig } from '../../config/index.ts';
-import { fixtureDir } from '../fixtures.ts';
+import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
 import { DiscordStandIn, type Person, type RecordedCall, type SentInteraction } from '../standins/discord.ts';
 
 const fx = fixtureDir();
@@ -47,10 +47,7 @@ const owner = person(8, 'owner', { permissions: MANAGE_GUILD });
 const keeper = person(9, 'keeper', { roles: [KEEPER_ROLE.id] });
 
 const root = mkdtempSync(join(tmpdir(), 'clora-discord-'));
-const loraDir = join(root, 'loras');
-mkdirSync(loraDir);
-copyFileSync(join(fx, 'loras', 'lora_i_kohya_unet_te.safetensors'), join(loraDir, 'tabby.safetensors'));
-copyFileSync(join(fx, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'), join(loraDir, 'plush.safetensors'));
+const loraDir = fixtureLoraFolder(root);
 copyFileSync(join(fx, 'loras', 'lora_iii_peft_unet_te.safetensors'), join(loraDir, 'corgi.safetensors'));
 
 const logLines: string[] = [];

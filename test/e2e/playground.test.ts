@@ -5,7 +5,7 @@
 // suggestion; without a model, the MODEL_PATH banner. Also the demo model's files.
 
 import assert from 'node:assert/strict';
-import { accessSync, constants, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -23,18 +23,12 @@ import type { WireReply } from '../../bot/playground/wire.ts';
 import { DEMO_LORAS, writeDemo } from '../../bot/tools/demo-model.ts';
 import { loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import { fixtureDir } from '../fixtures.ts';
+import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
 
 const MIN = 60_000;
 const fixture = fixtureDir();
 const work = mkdtempSync(join(tmpdir(), 'clora-playground-'));
-const loraDir = join(work, 'loras');
-mkdirSync(loraDir);
-copyFileSync(join(fixture, 'loras', 'lora_i_kohya_unet_te.safetensors'), join(loraDir, 'tabby.safetensors'));
-copyFileSync(
-  join(fixture, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'),
-  join(loraDir, 'plush.safetensors'),
-);
+const loraDir = fixtureLoraFolder(work);
 const FAST = '--steps 3 --size 128x128';
 const COMPOSE = `/compose cat:<tabby> penguin:<plush> in a house ${FAST}`;
 const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];

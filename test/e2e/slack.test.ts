@@ -3,7 +3,7 @@
 // signs the requests Slack would send and records the Web API calls the bot makes.
 // HTTP mode covers the whole flow; Socket Mode runs commands and buttons over its WebSocket.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,7 +20,7 @@ import { UserRateLimiter } from '../../bot/slack/preconditions.ts';
 import { boltOptions } from '../../bot/slack/receiver.ts';
 import type { MessageReply } from '../../commands/reply.ts';
 import { loadConfig } from '../../config/index.ts';
-import { fixtureDir, repoRoot } from '../fixtures.ts';
+import { fixtureDir, fixtureLoraFolder, repoRoot } from '../fixtures.ts';
 import { type SlackBlock, SlackStandIn, type StoredMessage } from '../standins/slack.ts';
 
 const BOT_TOKEN = 'xoxb-1111111111-2222222222-standinBotTokenValue';
@@ -130,13 +130,7 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
     });
     const fx = fixtureDir();
     work = mkdtempSync(join(tmpdir(), 'clora-slack-'));
-    const loras = join(work, 'loras');
-    mkdirSync(loras);
-    copyFileSync(join(fx, 'loras', 'lora_i_kohya_unet_te.safetensors'), join(loras, 'tabby.safetensors'));
-    copyFileSync(
-      join(fx, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'),
-      join(loras, 'plush.safetensors'),
-    );
+    const loras = fixtureLoraFolder(work);
     // Enough LoRAs for /loras to need a second page (25 a page).
     for (let i = 1; i <= 27; i++)
       copyFileSync(
@@ -538,6 +532,8 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
   });
 
   test('Socket Mode: commands and buttons arrive as envelopes over the WebSocket, and are acked', async () => {
+    // One adapter writes to a channel, as in production: two pacers would not see each other's writes.
+    await http.stop();
     socket = await startSlack(app, {
       slack: { botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: standIn.apiUrl, port: 0 },
     });

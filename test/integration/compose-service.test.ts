@@ -3,7 +3,7 @@
 // seed another image; masks, merge, tweak and cancel; user errors never reach the queue.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,17 +13,11 @@ import { followJob } from '../../commands/follow.ts';
 import type { MessageReply, ProgressReply, Reply } from '../../commands/reply.ts';
 import type { ChatContext } from '../../commands/service.ts';
 import { loadConfig } from '../../config/index.ts';
-import { fixtureDir } from '../fixtures.ts';
+import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
 
 const fixture = fixtureDir();
 const work = mkdtempSync(join(tmpdir(), 'clora-service-'));
-const loraDir = join(work, 'loras');
-mkdirSync(loraDir);
-copyFileSync(join(fixture, 'loras', 'lora_i_kohya_unet_te.safetensors'), join(loraDir, 'tabby.safetensors'));
-copyFileSync(
-  join(fixture, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors'),
-  join(loraDir, 'plush.safetensors'),
-);
+const loraDir = fixtureLoraFolder(work);
 
 const alice: ChatContext = {
   platform: 'cli',
