@@ -276,3 +276,35 @@ export function formatBytes(bytes: number): string {
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
+
+/** The answer to an admin's /lora add that worked: the LoRA is now everyone's. */
+export function loraAddedReply(
+  entry: Pick<LoraEntry, 'name' | 'triggers' | 'sizeBytes'>,
+  replaced: boolean,
+): MessageReply {
+  return {
+    kind: 'message',
+    ephemeral: true,
+    card: {
+      title: `${replaced ? 'Replaced' : 'Added'} ${entry.name}`,
+      description: `Everyone can compose with it now: \`subject:<${entry.name}>\` in /compose.`,
+      fields: [
+        { name: 'Trigger words', value: entry.triggers.join(', ') || 'none', inline: true },
+        { name: 'Size', value: formatBytes(entry.sizeBytes), inline: true },
+      ],
+      tone: 'success',
+    },
+    rows: [
+      {
+        kind: 'buttons',
+        buttons: [
+          {
+            id: encodeLoraActionId({ kind: 'lora-try', lora: entry.name }),
+            label: 'Try it',
+            style: 'primary',
+          },
+        ],
+      },
+    ],
+  };
+}

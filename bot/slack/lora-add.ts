@@ -3,10 +3,9 @@
 // takes only safetensors and checks it against the model.
 
 import type { types, ViewOutput } from '@slack/bolt';
-import { encodeLoraActionId } from '../../commands/actions.ts';
 import { formatBytes } from '../../commands/loras.ts';
 import { type MessageReply, userErrorReply } from '../../commands/reply.ts';
-import type { LoraEntry } from '../library/index.ts';
+import { downloadCapped } from '../library/download.ts';
 
 export const LORA_ADD_VIEW = 'lora-add';
 const FILE = 'file';
@@ -131,49 +130,7 @@ export function isSlackFileUrl(url: string, apiUrl?: string): boolean {
   return apiUrl !== undefined && URL.canParse(apiUrl) && u.origin === new URL(apiUrl).origin;
 }
 
-export class UploadTooLarge extends Error {}
-
 /** The file's bytes, read with the bot token and abandoned as soon as they pass `maxBytes`. */
-export async function downloadSlackFile(url: string, token: string, maxBytes: number): Promise<Uint8Array> {
-  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
-  if (!res.ok || !res.body) throw new Error(`Slack answered ${res.status} for the file`);
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes)
-    throw new UploadTooLarge(`it is ${formatBytes(declared)}, over ${formatBytes(maxBytes)}`);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw new UploadTooLarge(`it is over ${formatBytes(maxBytes)}`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-export function addedReply(entry: LoraEntry, replaced: boolean): MessageReply {
-  return {
-    kind: 'message',
-    ephemeral: true,
-    card: {
-      title: `${replaced ? 'Replaced' : 'Added'} ${entry.name}`,
-      description: `Everyone can compose with it now: \`subject:<${entry.name}>\` in /compose.`,
-      fields: [
-        { name: 'Trigger words', value: entry.triggers.join(', ') || 'none', inline: true },
-        { name: 'Size', value: formatBytes(entry.sizeBytes), inline: true },
-      ],
-      tone: 'success',
-    },
-    rows: [
-      {
-        kind: 'buttons',
-        buttons: [
-          {
-            id: encodeLoraActionId({ kind: 'lora-try', lora: entry.name }),
-            label: 'Try it',
-            style: 'primary',
-          },
-        ],
-      },
-    ],
-  };
+export function downloadSlackFile(url: string, token: string, maxBytes: number): Promise<Uint8Array> {
+  return downloadCapped(url, maxBytes, { headers: { Authorization: `Bearer ${token}` }, source: 'Slack' });
 }

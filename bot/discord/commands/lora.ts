@@ -3,9 +3,9 @@
 // checked against the SD 1.5 model by the library before it is listed.
 
 import { type Attachment, InteractionContextType, MessageFlags, SlashCommandBuilder } from 'discord.js';
-import { encodeLoraActionId } from '../../../commands/actions.ts';
-import { formatBytes } from '../../../commands/loras.ts';
+import { formatBytes, loraAddedReply } from '../../../commands/loras.ts';
 import { type MessageReply, userErrorReply } from '../../../commands/reply.ts';
+import { downloadCapped, UploadTooLarge } from '../../library/download.ts';
 import { MAX_NAME_LENGTH } from '../../library/index.ts';
 import { loraChoices } from '../autocomplete.ts';
 import type { DiscordDeps } from '../context.ts';
@@ -15,7 +15,6 @@ import { send, withinAckWindow } from '../respond.ts';
 import type { SlashCommand } from './types.ts';
 
 const PICKLED = /\.(ckpt|pt|pth|bin|pkl)$/i;
-const DOWNLOAD_TIMEOUT_MS = 120_000;
 
 export const lora: SlashCommand = {
   name: 'lora',
@@ -116,7 +115,7 @@ async function add(interaction: Parameters<SlashCommand['execute']>[0], deps: Di
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });
   let bytes: Uint8Array;
   try {
-    bytes = await download(file.url, deps.limits.loraUploadBytes);
+    bytes = await downloadCapped(file.url, deps.limits.loraUploadBytes, { source: 'Discord' });
   } catch (e) {
     deps.log.warn(`LoRA upload from ${interaction.user.id}: ${describeError(e)}`);
     const reason = e instanceof UploadTooLarge ? e.message : 'the file could not be downloaded from Discord';
@@ -136,52 +135,5 @@ async function add(interaction: Parameters<SlashCommand['execute']>[0], deps: Di
   }
   const entry = result.entry;
   deps.log.info(`LoRA '${entry.name}' ${result.replaced ? 'replaced' : 'added'} by ${interaction.user.id}`);
-  await send(
-    interaction,
-    {
-      kind: 'message',
-      ephemeral: true,
-      card: {
-        title: `${result.replaced ? 'Replaced' : 'Added'} ${entry.name}`,
-        description: `Everyone can compose with it now: \`subject:<${entry.name}>\` in /compose.`,
-        fields: [
-          { name: 'Trigger words', value: entry.triggers.join(', ') || 'none', inline: true },
-          { name: 'Size', value: formatBytes(entry.sizeBytes), inline: true },
-        ],
-        tone: 'success',
-      },
-      rows: [
-        {
-          kind: 'buttons',
-          buttons: [
-            {
-              id: encodeLoraActionId({ kind: 'lora-try', lora: entry.name }),
-              label: 'Try it',
-              style: 'primary',
-            },
-          ],
-        },
-      ],
-    },
-    deps,
-  );
-}
-
-class UploadTooLarge extends Error {}
-
-/** The attachment's bytes, refusing more than `maxBytes` whatever its announced size said. */
-async function download(url: string, maxBytes: number): Promise<Uint8Array> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
-  if (!response.ok || !response.body) throw new Error(`download answered ${response.status}`);
-  const announced = Number(response.headers.get('content-length') ?? 0);
-  if (announced > maxBytes)
-    throw new UploadTooLarge(`it is ${formatBytes(announced)}, over ${formatBytes(maxBytes)}`);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new UploadTooLarge(`it is over ${formatBytes(maxBytes)}`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  await send(interaction, loraAddedReply(entry, result.replaced), deps);
 }

@@ -3,16 +3,16 @@
 // as an ephemeral message in the channel /lora add was run in.
 
 import type { AllMiddlewareArgs, SlackViewMiddlewareArgs } from '@slack/bolt';
+import { loraAddedReply } from '../../../../commands/loras.ts';
 import { userErrorReply } from '../../../../commands/reply.ts';
+import { UploadTooLarge } from '../../../library/download.ts';
 import type { Place } from '../../context.ts';
 import {
-  addedReply,
   downloadSlackFile,
   isSlackFileUrl,
   LORA_ADD_FIELDS,
   loraAddChannel,
   readLoraUpload,
-  UploadTooLarge,
 } from '../../lora-add.ts';
 import type { SlackDeps } from '../deps.ts';
 
@@ -64,6 +64,6 @@ export function loraAddSubmission(deps: SlackDeps) {
       return;
     }
     deps.log.info(`LoRA '${result.entry.name}' ${result.replaced ? 'replaced' : 'added'} by ${user}`);
-    await deps.delivery.send(addedReply(result.entry, result.replaced), place);
+    await deps.delivery.send(loraAddedReply(result.entry, result.replaced), place);
   };
 }
