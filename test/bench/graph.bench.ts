@@ -31,7 +31,7 @@ function weight(g: G.Graph, name: string, shape: number[], seed: number): G.Tens
 }
 
 /** The SD 1.5 BasicTransformerBlock at the first level's width. */
-function transformerBlock(
+export function transformerBlock(
   g: G.Graph,
   x: G.Tensor,
   ctx: G.Tensor,

@@ -206,6 +206,30 @@ const cases: Case[] = [
   },
   { name: 'reduce max', build: (_, [x]) => G.reduceMax(x, 1), inputs: [f('x', [3, 5])] },
   { name: 'reduce min keepdims', build: (_, [x]) => G.reduceMin(x, 0, true), inputs: [f('x', [3, 5])] },
+  // attention: both outputs, so the VJP's probability path (CLoRA differentiates the maps) is checked too
+  {
+    name: 'attention, through the result',
+    build: (_, [q, k, v]) => G.attention(q, k, v).out,
+    inputs: [f('q', [2, 2, 3, 4]), f('k', [2, 2, 5, 4]), f('v', [2, 2, 5, 3])],
+  },
+  {
+    name: 'attention, through the probabilities',
+    build: (_, [q, k, v]) => G.attention(q, k, v).probs,
+    inputs: [f('q', [1, 2, 3, 4]), f('k', [1, 2, 5, 4]), f('v', [1, 2, 5, 3])],
+  },
+  {
+    name: 'attention, through both',
+    build: (_, [q, k, v]) => {
+      const { out, probs } = G.attention(q, k, v);
+      // Rows of probs sum to 1: square them so their part of the gradient is not zero.
+      return G.add(G.reduceSum(out, -1, true), G.reduceSum(G.mul(probs, probs), -1, true));
+    },
+    inputs: [
+      f('q', ['B', 2, 'N', 4], { dims: [1, 2, 3, 4] }),
+      f('k', ['B', 2, 5, 4], { dims: [1, 2, 5, 4] }),
+      f('v', ['B', 2, 5, 3], { dims: [1, 2, 5, 3] }),
+    ],
+  },
   // composite
   {
     name: 'multi-head attention',

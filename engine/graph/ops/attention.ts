@@ -2,13 +2,13 @@
 // MatMul and Softmax so its probabilities stay addressable (CLoRA reads them) and its
 // gradient comes from the primitives' rules.
 
-import { dimDiv, dimStr, isStatic } from '../dim.ts';
-import { apply1, GraphError, type OpDef, type Tensor } from '../graph.ts';
+import { dimDiv, dimEq, dimStr, isStatic } from '../dim.ts';
+import { apply, apply1, GraphError, type OpDef, RuleError, type Tensor } from '../graph.ts';
 import { normAxis, requireFloat } from '../rules.ts';
-import { mul, sub } from './elementwise.ts';
+import { add, mul, sub } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { reduceSum } from './reduce.ts';
-import { reshape, transpose, transposeLast2 } from './shape.ts';
+import { concat, expand, reshape, transpose, transposeLast2 } from './shape.ts';
 
 const SoftmaxOp: OpDef<{ axis: number }> = {
   name: 'Softmax',
@@ -47,6 +47,75 @@ export function mergeHeads(x: Tensor): Tensor {
   return reshape(transpose(x, [0, 2, 1, 3]), [b, n, (h as number) * (d as number)]);
 }
 
+/**
+ * softmax(Q·Kᵀ)·V over the last two axes of [B, heads, N, d] tensors (Q already scaled), as
+ * one op with two outputs, the result and the probabilities. Its VJP uses the FlashAttention
+ * identity rowsum(dP ⊙ P) = rowsum(dO ⊙ O): the softmax gradient then needs N×d work for that
+ * sum instead of another pass over the N×N probabilities.
+ */
+const AttentionOp: OpDef<Record<string, never>> = {
+  name: 'Attention',
+  infer([q, k, v]) {
+    requireFloat(q);
+    for (const t of [q, k, v])
+      if (t.shape.length !== 4) throw new RuleError('q, k and v must be [B, heads, N, d]');
+    if (q.dtype !== k.dtype || q.dtype !== v.dtype) throw new RuleError('q, k and v must share a dtype');
+    const [b, h, nq, d] = q.shape;
+    const [kb, kh, nk, kd] = k.shape;
+    const [vb, vh, vn, dv] = v.shape;
+    if (![dimEq(b, kb), dimEq(b, vb), dimEq(h, kh), dimEq(h, vh)].every(Boolean)) {
+      throw new RuleError('q, k and v must have the same batch and head axes');
+    }
+    if (!dimEq(d, kd)) throw new RuleError(`q and k head sizes differ (${dimStr(d)} vs ${dimStr(kd)})`);
+    if (!dimEq(nk, vn)) throw new RuleError(`k and v lengths differ (${dimStr(nk)} vs ${dimStr(vn)})`);
+    return [
+      { dtype: q.dtype, shape: [b, h, nq, dv] },
+      { dtype: q.dtype, shape: [b, h, nq, nk] },
+    ];
+  },
+  emit(n, out) {
+    const [q, k, v] = n.inputs.map(out.name);
+    const kt = out.fresh('kt');
+    out.node('Transpose', [k], [kt], { perm: { ints: [0, 1, 3, 2] } });
+    const scores = out.fresh('scores');
+    out.node('MatMul', [q, kt], [scores]);
+    const probs = out.name(n.outputs[1]);
+    out.node('Softmax', [scores], [probs], { axis: { int: -1 } });
+    out.node('MatMul', [probs, v], [out.name(n.outputs[0])]);
+  },
+  vjp(n, [gOut, gProbs], wanted) {
+    const [q, k, v] = n.inputs;
+    const [o, p] = n.outputs;
+    if (!gOut && !gProbs) return [undefined, undefined, undefined];
+    // dScores = P ⊙ (dP − rowSum) with dP = gOut·Vᵀ (+ gProbs) and rowSum = rowsum(dP ⊙ P).
+    let rowSum = gOut ? reduceSum(mul(gOut, o), -1, true) : undefined;
+    if (gProbs) {
+      const fromProbs = reduceSum(mul(gProbs, p), -1, true);
+      rowSum = rowSum ? add(rowSum, fromProbs) : fromProbs;
+    }
+    let centred: Tensor;
+    if (gOut) {
+      // gOut·Vᵀ − rowSum·1ᵀ = [gOut | rowSum]·[V | −1]ᵀ: the subtraction rides in the product,
+      // sparing an N×N broadcast op (onnxruntime's CPU broadcast along the last axis is slow).
+      const minusOnes = expand(p.graph.scalar(-1, v.dtype), [...v.shape.slice(0, -1), 1]);
+      centred = matmul(concat([gOut, rowSum!], -1), transposeLast2(concat([v, minusOnes], -1)));
+      if (gProbs) centred = add(centred, gProbs);
+    } else centred = sub(gProbs!, rowSum!);
+    const dScores = mul(p, centred);
+    return [
+      wanted[0] ? matmul(dScores, k) : undefined,
+      wanted[1] ? matmul(transposeLast2(dScores), q) : undefined,
+      wanted[2] && gOut ? matmul(transposeLast2(p), gOut) : undefined,
+    ];
+  },
+};
+
+/** softmax(q·kᵀ)·v for [B, heads, N, d] inputs (q already scaled): { out, probs }. */
+export function attention(q: Tensor, k: Tensor, v: Tensor): AttentionResult {
+  const [out, probs] = apply(AttentionOp, [q, k, v], {});
+  return { out, probs };
+}
+
 export interface AttentionResult {
   out: Tensor;
   /** softmax(QKᵀ·scale), [B, heads, Nq, Nk] */
@@ -64,6 +133,6 @@ export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: numbe
   const qh = splitHeads(mul(q, 1 / Math.sqrt(headDim)), heads);
   const kh = splitHeads(k, heads);
   const vh = splitHeads(v, heads);
-  const probs = softmax(matmul(qh, transposeLast2(kh)), -1);
-  return { out: mergeHeads(matmul(probs, vh)), probs };
+  const { out, probs } = attention(qh, kh, vh);
+  return { out: mergeHeads(out), probs };
 }
