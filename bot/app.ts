@@ -17,6 +17,7 @@ import {
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
+import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
@@ -51,8 +52,13 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       log.error(`cannot open the model at ${modelPath}`, e);
     }
   }
+  const checks =
+    base && modelPath
+      ? new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir })
+      : undefined;
   const library = await LoraLibrary.open(config.engine.loraDir, base, {
     maxAddBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
+    checker: checks?.check,
   });
   library.on('warning', (m) => log.warn(m));
 
@@ -131,6 +137,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     async close() {
       await queue.close();
       library.close();
+      await checks?.close();
       await engine?.close();
     },
   };

@@ -101,7 +101,7 @@ export async function loraCardReply(library: LoraCardSource, name: string): Prom
   const asked = name.trim().replace(/^<\s*|\s*>$/g, '');
   if (asked === '') return userErrorReply('give the name of a LoRA: `/lora <name>`', '`/loras` lists them.');
   // A LoRA still waiting for its background check is checked now, so the card is definite.
-  const entry = library.check(asked);
+  const entry = await library.check(asked);
   if (!entry) return userErrorReply(library.unknownNameMessage(asked));
 
   const fields: ReplyCardField[] = [

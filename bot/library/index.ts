@@ -41,6 +41,11 @@ export interface LoraLibraryOptions {
   rescanIntervalMs?: number;
   /** largest file add() takes (default 256 MiB, the LORA_UPLOAD_MAX_MB default) */
   maxAddBytes?: number;
+  /**
+   * Reads a LoRA against the model, e.g. on another thread (a large file takes a good part of a
+   * second); default: in this thread, against `base`. Used only while a base is set.
+   */
+  checker?: (path: string) => Promise<CheckOutcome>;
 }
 
 /** Names that appeared, disappeared or changed (file, sidecar, preview or check) since the last event. */
@@ -95,7 +100,8 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   private constructor(
     readonly dir: string,
     private base: BaseWeights | undefined,
-    private readonly options: Required<LoraLibraryOptions>,
+    private readonly options: Required<Omit<LoraLibraryOptions, 'checker'>> &
+      Pick<LoraLibraryOptions, 'checker'>,
   ) {
     super();
   }
@@ -121,6 +127,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
       debounceMs: options.debounceMs ?? 300,
       rescanIntervalMs: options.rescanIntervalMs ?? 60_000,
       maxAddBytes: options.maxAddBytes ?? 256 * MIB,
+      checker: options.checker,
     });
     await library.rescan();
     library.startWatching();
@@ -173,14 +180,19 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   }
 
   /** Checks a LoRA still waiting for the background check now, and returns its entry. */
-  check(name: string): LoraEntry | undefined {
+  async check(name: string): Promise<LoraEntry | undefined> {
     const entry = this.get(name);
     if (entry?.check.state !== 'pending' || !this.base) return entry;
     const scan = this.scans.get(entry.file)!;
     this.queue.delete(scan.file);
-    this.record(scan.stamp, checkLora(scan.path, this.base));
+    this.record(scan.stamp, await this.runCheck(scan.path));
     this.emitChange(this.rebuild());
     return this.get(entry.name);
+  }
+
+  private runCheck(path: string): Promise<CheckOutcome> {
+    if (this.options.checker) return this.options.checker(path);
+    return Promise.resolve(checkLora(path, this.base!));
   }
 
   /** Resolves once no scan and no background check is under way. */
@@ -275,7 +287,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     const temp = join(this.dir, `.${slug}.${randomBytes(6).toString('hex')}.part`);
     try {
       await writeFile(temp, bytes, { flag: 'wx' });
-      const outcome = checkLora(temp, this.base);
+      const outcome = await this.runCheck(temp);
       if (outcome.check.state !== 'ok') return refuse(`'${slug}' was not added: ${outcome.check.reason}`);
       if (existing) await rename(temp, target);
       else if (!(await placeWithoutOverwrite(temp, target))) return clash;
@@ -522,7 +534,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
       this.queue.delete(file);
       const scan = this.scans.get(file);
       if (!scan || !this.needsWork(scan)) continue;
-      if (this.base) this.record(scan.stamp, checkLora(scan.path, this.base));
+      if (this.base) this.record(scan.stamp, await this.runCheck(scan.path));
       else {
         try {
           this.hashes.set(scan.stamp, await hashFile(scan.path));

@@ -2,7 +2,7 @@
 // cancellation), close. A thread that dies (out of memory, a native crash) fails its job
 // as an engine fault, which the queue retries, and is started again for the next one.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Config } from '../../config/index.ts';
 import type { EngineOptions, LoadTimings } from '../../engine/clora/engine.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
@@ -13,6 +13,7 @@ import type {
   ThreadReply,
   ThreadRequest,
 } from './messages.ts';
+import { startTsThread } from './ts-thread.ts';
 
 /** The engine's settings from the configuration (MODEL_PATH must be set). */
 export function engineOptions(config: Config): EngineOptions {
@@ -106,9 +107,7 @@ export class EngineThread {
 
   private spawn(): void {
     this.status = { state: 'loading' };
-    this.worker = new Worker(new URL('./engine-thread-entry.mjs', import.meta.url), {
-      workerData: this.options,
-    });
+    this.worker = startTsThread(new URL('./engine-thread.ts', import.meta.url), this.options);
     this.readyPromise = new Promise<LoadTimings>((resolve, reject) => {
       this.worker.on('message', (m: ThreadReply) => {
         if (m.type === 'ready') {

@@ -10,11 +10,12 @@ import type { CompositionSpec } from '../../engine/clora/spec.ts';
 import { renderComposition } from '../render/composition.ts';
 import { latentPreview } from '../render/index.ts';
 import { classifyError, type ThreadProgress, type ThreadReply, type ThreadRequest } from './messages.ts';
+import { threadData } from './ts-thread.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-thread.ts runs as a worker thread');
 
-const options = workerData as EngineOptions & { previewEveryMs?: number };
+const options = threadData<EngineOptions & { previewEveryMs?: number }>(workerData);
 const controllers = new Map<number, AbortController>();
 
 async function compose(id: number, spec: CompositionSpec, maxBytes: number): Promise<void> {

@@ -4,6 +4,7 @@
 
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { LoraCheckThread } from '../library/check-client.ts';
 import { LoraLibrary } from '../library/index.ts';
 import { createLogger } from '../log.ts';
 import { startBullWorker } from '../queue/index.ts';
@@ -21,10 +22,12 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, 'worker');
   const modelPath = config.engine.modelPath!;
   const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
-  const library = await LoraLibrary.open(config.engine.loraDir, {
-    unet: ck.unet.weights,
-    textEncoder: ck.textEncoder.weights,
-  });
+  const checks = new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir });
+  const library = await LoraLibrary.open(
+    config.engine.loraDir,
+    { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights },
+    { checker: checks.check },
+  );
   library.on('warning', (m) => log.warn(m));
   const engine = new EngineThread(engineOptions(config));
   const load = await engine.ready();
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
     await worker.close();
     await engine.close();
     library.close();
+    await checks.close();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

@@ -828,7 +828,7 @@ describe('demo model', () => {
       await library.settled();
       assert.deepEqual(library.names(), ['plush-penguin', 'tabby']);
       for (const l of DEMO_LORAS) {
-        const entry = library.check(l.name)!;
+        const entry = (await library.check(l.name))!;
         assert.equal(entry.check.state, 'ok', JSON.stringify(entry.check));
         assert.equal(entry.triggers[0], l.trigger);
       }
