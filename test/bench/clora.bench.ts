@@ -21,6 +21,9 @@ import { encodeSafetensors } from '../../engine/weights/safetensors.ts';
 import { fixtureDir, repoRoot } from '../fixtures.ts';
 import { type Report, timeSideBySide } from './harness.ts';
 
+const CACHE = resolve(repoRoot, '.cache', 'models');
+/** CLORA_BENCH_PARTS=tiny or =real runs one half (default both). */
+const PARTS = (process.env.CLORA_BENCH_PARTS ?? 'tiny,real').split(',');
 const WORDS = ['cat', 'dog', 'fox', 'owl', 'bear', 'frog', 'duck', 'deer'];
 
 /**
@@ -52,8 +55,8 @@ function spec(
 async function plainModels(engine: Engine): Promise<EngineModels> {
   const base = engine.models();
   const [unet, textEncoder] = await Promise.all([
-    compileUNet(engine.checkpoint, { maps: true }),
-    compileTextEncoder(engine.checkpoint),
+    compileUNet(engine.checkpoint, { maps: true, cacheDir: CACHE }),
+    compileTextEncoder(engine.checkpoint, { cacheDir: CACHE }),
   ]);
   return { ...base, unet: async () => unet, textEncoder };
 }
@@ -200,7 +203,7 @@ function loraSweep(report: Report, label: string, modelPath: string, size: numbe
 }
 
 async function sweepChild(modelPath: string, size: number, n: number) {
-  const engine = await Engine.load({ modelPath, cacheDir: resolve(repoRoot, '.cache', 'models') });
+  const engine = await Engine.load({ modelPath, cacheDir: CACHE });
   const loras = writeRandomLoras(engine, loraCacheFor(modelPath), n);
   const s = spec(loras, 2, size);
   s.guidance = { ...s.guidance, updateUntil: 2, iterativeSteps: [], iterations: 1 };
@@ -225,6 +228,11 @@ function realModelPath(): string | undefined {
 }
 
 export async function run(report: Report): Promise<void> {
+  if (PARTS.includes('tiny')) await tinyPart(report);
+  if (PARTS.includes('real')) await realPart(report);
+}
+
+async function tinyPart(report: Report): Promise<void> {
   const dir = fixtureDir();
   const tiny = await Engine.load({ modelPath: join(dir, 'model') });
   const fixtureLoras = [
@@ -235,13 +243,15 @@ export async function run(report: Report): Promise<void> {
   await batchedOverSequential(report, tiny, 'tiny', fixtureLoras, 256);
   await tiny.close();
   loraSweep(report, 'tiny', join(dir, 'model'), 256);
+}
 
+async function realPart(report: Report): Promise<void> {
   const real = realModelPath();
   if (!real) {
     console.log('clora.real: skipped — write the SD 1.5-sized random model first: npm run random-model');
     return;
   }
-  const engine = await Engine.load({ modelPath: real, cacheDir: resolve(repoRoot, '.cache', 'models') });
+  const engine = await Engine.load({ modelPath: real, cacheDir: CACHE });
   const randomLoras = writeRandomLoras(engine, loraCacheFor(real), 2);
   await ratioAgainstPlain(report, engine, 'real256', randomLoras, 10, 256, false);
   await batchedOverSequential(report, engine, 'real256', randomLoras, 256);
