@@ -120,6 +120,25 @@ const cases: Case[] = [
     build: (_, [x, w]) => G.conv2d(x, w, undefined, { padding: 1, group: 2 }),
     inputs: [f('x', [1, 4, 4, 4]), f('w', [6, 2, 3, 3], { wrt: false })],
   },
+  {
+    name: 'conv2d 3×2 kernel, uneven pads',
+    build: (_, [x, w]) => G.conv2d(x, w, undefined, { padding: [1, 0, 0, 1] }),
+    inputs: [f('x', [1, 2, 5, 4]), f('w', [3, 2, 3, 2])],
+  },
+  {
+    name: 'conv2d 1×1, symbolic size',
+    build: (_, [x, w, b]) => G.conv2d(x, w, b),
+    inputs: [
+      f('x', ['B', 3, 'H', 'W'], { dims: [2, 3, 3, 5] }),
+      f('w', [4, 3, 1, 1], { wrt: false }),
+      f('b', [4]),
+    ],
+  },
+  {
+    name: 'conv2d padding wider than the kernel (transposed convolution)',
+    build: (_, [x, w]) => G.conv2d(x, w, undefined, { padding: 3 }),
+    inputs: [f('x', [1, 2, 4, 4]), f('w', [2, 2, 3, 3])],
+  },
   { name: 'upsample nearest 2x', build: (_, [x]) => G.upsampleNearest2x(x), inputs: [f('x', [1, 2, 3, 4])] },
   {
     name: 'upsample nearest 2x symbolic',
