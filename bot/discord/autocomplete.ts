@@ -2,7 +2,7 @@
 // values (≤ 100 characters) replace the whole option. So a LoRA being typed inside the prompt
 // (`cat:<ta`) is completed by offering whole prompts, one per matching LoRA.
 
-import { closestNames } from '../../commands/compose/index.ts';
+import { completeName } from '../../commands/compose/index.ts';
 
 export interface Choice {
   name: string;
@@ -15,20 +15,6 @@ export const CHOICE_LIMITS = Object.freeze({ count: 25, name: 100, value: 100 })
 // A binding being typed at the end: `subject:<partial` or `subject:partial` (also `style:`).
 const PARTIAL_BINDING = /:(<?)([^\s<>:@"]*)$/;
 
-/** LoRA names for a partial one, best first: prefix matches, then containing, then near misses. */
-export function matchingNames(
-  partial: string,
-  names: readonly string[],
-  max = CHOICE_LIMITS.count,
-): string[] {
-  const p = partial.toLowerCase();
-  const found = new Set<string>();
-  for (const n of names) if (n.toLowerCase().startsWith(p)) found.add(n);
-  for (const n of names) if (n.toLowerCase().includes(p)) found.add(n);
-  for (const n of closestNames(p, names, max)) found.add(n);
-  return [...found].slice(0, max);
-}
-
 function shown(text: string): string {
   // The name is what the user reads: keep the end, where they are typing.
   return text.length <= CHOICE_LIMITS.name ? text : `…${text.slice(-(CHOICE_LIMITS.name - 1))}`;
@@ -39,7 +25,7 @@ export function promptChoices(typed: string, names: readonly string[]): Choice[]
   const m = PARTIAL_BINDING.exec(typed);
   if (m) {
     const head = typed.slice(0, m.index);
-    const choices = matchingNames(m[2], names)
+    const choices = completeName(m[2], names, CHOICE_LIMITS.count)
       .map((name) => `${head}:<${name}>`)
       .filter((value) => value.length <= CHOICE_LIMITS.value)
       .map((value) => ({ name: shown(value), value }));
@@ -59,7 +45,8 @@ export function promptChoices(typed: string, names: readonly string[]): Choice[]
 /** Choices for an option that takes one LoRA name. */
 export function loraChoices(typed: string, names: readonly string[]): Choice[] {
   const partial = typed.trim().replace(/^<|>$/g, '');
-  const found = partial === '' ? names.slice(0, CHOICE_LIMITS.count) : matchingNames(partial, names);
+  const found =
+    partial === '' ? names.slice(0, CHOICE_LIMITS.count) : completeName(partial, names, CHOICE_LIMITS.count);
   return found.filter((n) => n.length <= CHOICE_LIMITS.value).map((n) => ({ name: shown(n), value: n }));
 }
 

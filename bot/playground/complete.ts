@@ -1,7 +1,7 @@
 // Completion for the input box: command names after `/`, LoRA names after `/lora `, and a
 // LoRA being bound at the end of a prompt (`cat:<ta`), each offered as the whole text.
 
-import { closestNames } from '../../commands/compose/closest.ts';
+import { completeName } from '../../commands/compose/closest.ts';
 import { PLAYGROUND_COMMANDS } from './commands.ts';
 
 export interface Completion {
@@ -39,7 +39,7 @@ export function complete(text: string, source: CompletionSource): Completion[] {
   }
   const lora = LORA_COMMAND.exec(text);
   if (lora) {
-    return rankNames(lora[2], source.names()).map((name) => ({
+    return completeName(lora[2], source.names(), MAX_COMPLETIONS).map((name) => ({
       text: `${lora[1]}${name}`,
       label: name,
       ...described(source, name),
@@ -51,21 +51,11 @@ export function complete(text: string, source: CompletionSource): Completion[] {
   if (!binding) return [];
   const partial = binding[2];
   const head = text.slice(0, text.length - partial.length - binding[1].length);
-  return rankNames(partial, source.names()).map((name) => ({
+  return completeName(partial, source.names(), MAX_COMPLETIONS).map((name) => ({
     text: `${head}<${name}> `,
     label: name,
     ...described(source, name),
   }));
-}
-
-/** Names for a partial one: prefix matches, then names containing it, then near misses. */
-export function rankNames(partial: string, names: readonly string[]): string[] {
-  const p = partial.toLowerCase();
-  const found = new Set<string>();
-  for (const n of names) if (n.toLowerCase().startsWith(p)) found.add(n);
-  for (const n of names) if (p !== '' && n.toLowerCase().includes(p)) found.add(n);
-  for (const n of closestNames(p, names, MAX_COMPLETIONS)) found.add(n);
-  return [...found].slice(0, MAX_COMPLETIONS);
 }
 
 function described(source: CompletionSource, name: string): { detail?: string } {

@@ -57,6 +57,20 @@ export function closestNames(query: string, candidates: Iterable<string>, max = 
   return scored.slice(0, max).map((s) => s.name);
 }
 
+/**
+ * Up to `max` names for a partly typed one, best first: names starting with it, then names
+ * containing it, then near misses. What every completion list (Discord's autocomplete, the
+ * playground's input box) offers.
+ */
+export function completeName(partial: string, names: readonly string[], max: number): string[] {
+  const p = partial.toLowerCase();
+  const found = new Set<string>();
+  for (const n of names) if (n.toLowerCase().startsWith(p)) found.add(n);
+  for (const n of names) if (n.toLowerCase().includes(p)) found.add(n);
+  for (const n of closestNames(p, names, max)) found.add(n);
+  return [...found].slice(0, max);
+}
+
 /** "'a'", "'a' or 'b'", "'a', 'b' or 'c'". */
 export function quotedAlternatives(names: readonly string[]): string {
   const quoted = names.map((n) => `'${n}'`);

@@ -1,6 +1,6 @@
 // The /compose language: parse, check against the catalog, format, tweak, explain.
 
-export { closestNames, editDistance } from './closest.ts';
+export { closestNames, completeName, editDistance } from './closest.ts';
 export {
   applySuggestion,
   type BindingSource,

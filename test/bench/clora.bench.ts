@@ -1,5 +1,6 @@
-// CLoRA benchmarks on the tiny fixture model (and, with BENCH_REAL=1 or when the random
-// SD 1.5-sized model is in the cache, on the real-size model at 256×256):
+// CLoRA benchmarks on the tiny fixture model (50 steps) and, when the random SD 1.5-sized
+// model is in the cache (npm run random-model), on the real-size model at 256×256 (10 steps,
+// the schedule scaled); CLORA_BENCH_PARTS=tiny or =real runs one half:
 // - CLoRA with 2 LoRAs ÷ plain single-prompt generation, same steps and size   (goal ≤ 4)
 // - one batched denoise call for 3 branches ÷ three sequential calls             (goal ≤ 0.9)
 // - time per step and peak memory for 1, 2, 4, 8 LoRAs                          (goal: 8 at 256² within 24 GB)

@@ -8,6 +8,7 @@ import {
   type ComposeError,
   type ComposeRequest,
   closestNames,
+  completeName,
   composeSettings,
   editDistance,
   formatCompose,
@@ -372,6 +373,19 @@ describe('resolving LoRA names against the catalog', () => {
     assert.deepEqual(closestNames('corgi', catalog.names()), ['corgi-v2']);
     assert.deepEqual(closestNames('sketch', catalog.names()), ['pencil-sketch']);
     assert.deepEqual(closestNames('qqq', catalog.names()), []);
+  });
+
+  it('completion: names starting with the typed part, then containing it, then near misses', () => {
+    const names = ['plush-penguin', 'penguin', 'tabby', 'pengiun-old', 'emperor-penguin'];
+    assert.deepEqual(completeName('peng', names, 25), [
+      'penguin',
+      'pengiun-old',
+      'plush-penguin',
+      'emperor-penguin',
+    ]);
+    assert.deepEqual(completeName('pengiun', names, 2), ['pengiun-old', 'penguin']);
+    assert.deepEqual(completeName('', names, 3), names.slice(0, 3));
+    assert.deepEqual(completeName('zzz', names, 25), []);
   });
 });
 
