@@ -2,6 +2,7 @@
 // metadata, read without touching tensor data, and what the key names alone give away.
 
 import { otherBaseByName, parseKey, unsupportedKind } from '../../engine/lora/keys.ts';
+import { tagsByFrequency } from '../../engine/lora/metadata.ts';
 import { SD1_ONLY } from '../../engine/weights/family.ts';
 import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 
@@ -40,7 +41,7 @@ export function readLoraHeader(path: string): LoraHeader {
     const refusal = refusalByKeys(keys, factors);
     return {
       metadata,
-      tags: tagsByFrequency(file.metadata),
+      tags: tagsByFrequency(file.metadata).slice(0, MAX_TAGS),
       rank,
       tensorCount: keys.length,
       ...(refusal ? { refusal } : {}),
@@ -83,42 +84,4 @@ export function metadataTriggers(
     .filter((p) => p !== '');
   if (declared.length) return [...new Set(declared)];
   return tags.slice(0, 1);
-}
-
-/** kohya's tag counts summed over its folders (ss_tag_frequency, or per dataset in ss_datasets). */
-export function tagsByFrequency(metadata: Readonly<Record<string, string>>): string[] {
-  const counts = new Map<string, number>();
-  const add = (table: unknown) => {
-    if (!isRecord(table)) return;
-    for (const folder of Object.values(table)) {
-      if (!isRecord(folder)) continue;
-      for (const [raw, n] of Object.entries(folder)) {
-        const tag = raw.trim();
-        if (tag && typeof n === 'number' && Number.isFinite(n)) counts.set(tag, (counts.get(tag) ?? 0) + n);
-      }
-    }
-  };
-  add(parseJson(metadata.ss_tag_frequency));
-  const datasets = parseJson(metadata.ss_datasets);
-  if (Array.isArray(datasets)) for (const d of datasets) if (isRecord(d)) add(d.tag_frequency);
-  return (
-    [...counts]
-      // the same order as the engine's triggerCandidates, so both name the same top tag
-      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-      .slice(0, MAX_TAGS)
-      .map(([tag]) => tag)
-  );
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

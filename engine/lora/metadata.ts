@@ -12,28 +12,33 @@ export function triggerCandidates(meta: Readonly<Record<string, string>>): strin
   };
   for (const phrase of (meta['modelspec.trigger_phrase'] ?? '').split(',')) add(phrase);
 
-  const counts = new Map<string, number>();
-  const addFrequencies = (table: unknown) => {
-    if (!isRecord(table)) return;
-    for (const folder of Object.values(table)) {
-      if (!isRecord(folder)) continue;
-      for (const [tag, n] of Object.entries(folder)) {
-        if (typeof n === 'number' && Number.isFinite(n))
-          counts.set(tag.trim(), (counts.get(tag.trim()) ?? 0) + n);
-      }
-    }
-  };
-  addFrequencies(parseJson(meta.ss_tag_frequency));
-  // Newer kohya scripts keep the table per dataset in ss_datasets instead.
-  const datasets = parseJson(meta.ss_datasets);
-  if (Array.isArray(datasets)) for (const d of datasets) if (isRecord(d)) addFrequencies(d.tag_frequency);
-
-  const ranked = [...counts].filter(([tag]) => tag).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  for (const [tag] of ranked) {
+  for (const tag of tagsByFrequency(meta)) {
     if (out.length >= MAX_TRIGGERS) break;
     add(tag);
   }
   return out;
+}
+
+/**
+ * kohya's training tags, most frequent first (ties by name): the counts of ss_tag_frequency
+ * summed over its folders, or per dataset in ss_datasets, as newer kohya scripts keep them.
+ */
+export function tagsByFrequency(meta: Readonly<Record<string, string>>): string[] {
+  const counts = new Map<string, number>();
+  const add = (table: unknown) => {
+    if (!isRecord(table)) return;
+    for (const folder of Object.values(table)) {
+      if (!isRecord(folder)) continue;
+      for (const [raw, n] of Object.entries(folder)) {
+        const tag = raw.trim();
+        if (tag && typeof n === 'number' && Number.isFinite(n)) counts.set(tag, (counts.get(tag) ?? 0) + n);
+      }
+    }
+  };
+  add(parseJson(meta.ss_tag_frequency));
+  const datasets = parseJson(meta.ss_datasets);
+  if (Array.isArray(datasets)) for (const d of datasets) if (isRecord(d)) add(d.tag_frequency);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([tag]) => tag);
 }
 
 /** The base model the file says it was trained for (modelspec architecture, kohya's version or model name). */
