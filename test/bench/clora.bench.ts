@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../config/index.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import { type EngineModels, runPlan } from '../../engine/clora/pipeline.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
@@ -26,6 +27,11 @@ const CACHE = resolve(repoRoot, '.cache', 'models');
 /** CLORA_BENCH_PARTS=tiny or =real runs one half (default both). */
 const PARTS = (process.env.CLORA_BENCH_PARTS ?? 'tiny,real').split(',');
 const WORDS = ['cat', 'dog', 'fox', 'owl', 'bear', 'frog', 'duck', 'deer'];
+/** Device, precision, threads and optimisation level from the configuration (ENGINE_DEVICE=cuda on a GPU host). */
+const ENGINE = (() => {
+  const { device, dtype, threads, optimization } = loadConfig().engine;
+  return { provider: device, dtype, threads, optimization };
+})();
 
 /**
  * The published schedule scaled to `steps`: update points and burst positions in proportion
@@ -52,12 +58,17 @@ function spec(
   return base;
 }
 
+function networkOptions() {
+  const { provider, dtype, threads, optimization } = ENGINE;
+  return { provider, dtype, intraOpThreads: threads, optimization, cacheDir: CACHE };
+}
+
 /** Plain generation on graphs without LoRA branches: the fairest baseline. */
 async function plainModels(engine: Engine): Promise<EngineModels> {
   const base = engine.models();
   const [unet, textEncoder] = await Promise.all([
-    compileUNet(engine.checkpoint, { maps: true, cacheDir: CACHE }),
-    compileTextEncoder(engine.checkpoint, { cacheDir: CACHE }),
+    compileUNet(engine.checkpoint, { ...networkOptions(), maps: true }),
+    compileTextEncoder(engine.checkpoint, networkOptions()),
   ]);
   return { ...base, unet: async () => unet, textEncoder };
 }
@@ -204,7 +215,7 @@ function loraSweep(report: Report, label: string, modelPath: string, size: numbe
 }
 
 async function sweepChild(modelPath: string, size: number, n: number) {
-  const engine = await Engine.load({ modelPath, cacheDir: CACHE });
+  const engine = await Engine.load({ ...ENGINE, modelPath, cacheDir: CACHE });
   const loras = writeRandomLoras(engine, loraCacheFor(modelPath), n);
   const s = spec(loras, 2, size);
   s.guidance = { ...s.guidance, updateUntil: 2, iterativeSteps: [], iterations: 1 };
@@ -235,7 +246,7 @@ export async function run(report: Report): Promise<void> {
 
 async function tinyPart(report: Report): Promise<void> {
   const dir = fixtureDir();
-  const tiny = await Engine.load({ modelPath: join(dir, 'model') });
+  const tiny = await Engine.load({ ...ENGINE, modelPath: join(dir, 'model') });
   const fixtureLoras = [
     { name: 'tabby', path: join(dir, 'loras', 'lora_i_kohya_unet_te.safetensors') },
     { name: 'plush', path: join(dir, 'loras', 'lora_ii_kohya_unet_attn_ff.safetensors') },
@@ -252,7 +263,7 @@ async function realPart(report: Report): Promise<void> {
     console.log('clora.real: skipped — write the SD 1.5-sized random model first: npm run random-model');
     return;
   }
-  const engine = await Engine.load({ modelPath: real, cacheDir: CACHE });
+  const engine = await Engine.load({ ...ENGINE, modelPath: real, cacheDir: CACHE });
   const randomLoras = writeRandomLoras(engine, loraCacheFor(real), 2);
   await ratioAgainstPlain(report, engine, 'real256', randomLoras, 10, 256, false);
   await batchedOverSequential(report, engine, 'real256', randomLoras, 256);
