@@ -7,14 +7,13 @@ import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
 import {
   type CompiledNetwork,
-  compileGuidance,
   compileTextEncoder,
-  compileUNet,
   compileVaeDecoder,
   type ModelOptions,
 } from '../models/compiled.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
+import { compileDenoiseUNet, compileGuidance } from './graphs.ts';
 import {
   type CompositionOutput,
   type EngineModels,
@@ -131,7 +130,7 @@ export class Engine {
     return {
       textEncoder: this.nets.textEncoder,
       vae: this.nets.vae,
-      unet: (v) => this.variant('unet', v, (o) => compileUNet(ck, { ...o, maps: true })),
+      unet: (v) => this.variant('unet', v, (o) => compileDenoiseUNet(ck, o)),
       guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
       publishedGuidance: (v) =>
         this.variant('published', v, (o) => compileGuidance(ck, { ...o, published: true })),

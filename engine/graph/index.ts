@@ -6,6 +6,7 @@ export { type DType, float16BitsToFloat32, float32ToFloat16Bits, isFloat } from 
 export { type EmitOptions, type EmittedModel, emitModel, type ValueSpec } from './emit.ts';
 export { Graph, GraphError, type OpDef, Tensor, type WeightData } from './graph.ts';
 export * from './ops/attention.ts';
+export * from './ops/chunked-attention.ts';
 export * from './ops/conv.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';

@@ -6,6 +6,7 @@ import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
 import type { LoraSlots } from '../lora/gated.ts';
 import type { WeightSet } from '../weights/checkpoint.ts';
+import type { AttentionSettings } from './attention.ts';
 
 export interface ModelContext {
   graph: G.Graph;
@@ -14,6 +15,8 @@ export interface ModelContext {
   /** prefix for graph weight names, so several networks can share one graph */
   namespace: string;
   lora?: LoraSlots;
+  /** the attention kernel; unset materialises every layer's probabilities */
+  attention?: AttentionSettings;
 }
 
 export class MissingWeightError extends Error {
@@ -97,9 +100,4 @@ export function groupNormLayer(
 
 export function layerNormLayer(ctx: ModelContext, path: string, x: Tensor, eps: number): Tensor {
   return G.layerNorm(x, param(ctx, `${path}.weight`), param(ctx, `${path}.bias`), eps);
-}
-
-/** Head-averaged attention probabilities [B, Nq, Nk] from [B, heads, Nq, Nk]. */
-export function headMean(probs: Tensor): Tensor {
-  return G.reduceMean(probs, 1);
 }

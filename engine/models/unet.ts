@@ -2,18 +2,11 @@
 // graph IR. Module paths mirror the checkpoint's keys. The graph can expose the
 // head-averaged cross-attention probabilities of chosen layers as outputs.
 
-import { dimDiv, dimEq, dimMul } from '../graph/dim.ts';
 import type { Dim, Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
+import { attend } from './attention.ts';
 import type { UNetConfig } from './config.ts';
-import {
-  convLayer,
-  groupNormLayer,
-  headMean,
-  layerNormLayer,
-  linearLayer,
-  type ModelContext,
-} from './layers.ts';
+import { convLayer, groupNormLayer, layerNormLayer, linearLayer, type ModelContext } from './layers.ts';
 
 export interface UNetInputs {
   /** [B, in_channels, H, W] */
@@ -25,8 +18,12 @@ export interface UNetInputs {
 }
 
 export interface UNetOptions {
-  /** cross-attention layers (`…transformer_blocks.0.attn2`) to expose: all, those CLoRA aggregates, or a choice */
-  captureAttention?: 'all' | 'aggregate' | ((path: string, tokens: Dim) => boolean);
+  /**
+   * Which cross-attention layers (`…transformer_blocks.0.attn2`) expose their head-averaged
+   * probabilities, given the layer's token count (as diffusers' attention processors let a
+   * caller store chosen layers' maps): all, or a choice.
+   */
+  captureAttention?: 'all' | ((path: string, tokens: Dim) => boolean);
 }
 
 export interface UNetOutputs {
@@ -66,9 +63,7 @@ export function buildUNet(
   const batch = inputs.sample.shape[0];
   const choice = options.captureAttention;
   const captures = (path: string, tokens: Dim): boolean =>
-    choice === 'all' ||
-    (choice === 'aggregate' && isAggregateLayer(tokens, inputs.sample)) ||
-    (typeof choice === 'function' && choice(path, tokens));
+    choice === 'all' || (typeof choice === 'function' && choice(path, tokens));
 
   const resnet = (path: string, x: Tensor, temb: Tensor): Tensor => {
     let h = G.silu(groupNormLayer(ctx, `${path}.norm1`, x, groups, eps));
@@ -87,8 +82,9 @@ export function buildUNet(
     const q = linearLayer(ctx, `${path}.to_q`, x);
     const k = linearLayer(ctx, `${path}.to_k`, context);
     const v = linearLayer(ctx, `${path}.to_v`, context);
-    const { out, probs } = G.multiHeadAttention(q, k, v, heads);
-    if (context !== x && captures(path, x.shape[1])) attention.set(path, headMean(probs));
+    const captured = context !== x && captures(path, x.shape[1]);
+    const { out, probs } = attend(ctx.attention, q, k, v, heads, { probs: captured });
+    if (probs) attention.set(path, probs);
     return linearLayer(ctx, `${path}.to_out.0`, out);
   };
 
@@ -169,10 +165,4 @@ export function buildUNet(
   h = G.silu(groupNormLayer(ctx, 'conv_norm_out', h, groups, eps));
   const noise = convLayer(ctx, 'conv_out', h, { padding: 1 });
   return { noise, attention };
-}
-
-/** True for layers at (H/4)×(W/4) tokens: the ones CLoRA averages into its maps. */
-export function isAggregateLayer(tokens: Dim, sample: Tensor): boolean {
-  const [, , h, w] = sample.shape;
-  return dimEq(tokens, dimMul(dimDiv(h, 4), dimDiv(w, 4)));
 }

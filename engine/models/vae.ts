@@ -4,6 +4,7 @@
 
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
+import { attend } from './attention.ts';
 import type { VaeConfig } from './config.ts';
 import { convLayer, groupNormLayer, linearLayer, type ModelContext } from './layers.ts';
 
@@ -33,7 +34,7 @@ export function buildVaeDecoder(ctx: ModelContext, config: VaeConfig, latents: T
     const q = linearLayer(ctx, `${path}.to_q`, tokens);
     const k = linearLayer(ctx, `${path}.to_k`, tokens);
     const v = linearLayer(ctx, `${path}.to_v`, tokens);
-    const out = linearLayer(ctx, `${path}.to_out.0`, G.multiHeadAttention(q, k, v, 1).out);
+    const out = linearLayer(ctx, `${path}.to_out.0`, attend(ctx.attention, q, k, v, 1).out);
     return G.add(G.reshape(G.transpose(out, [0, 2, 1]), [batch, c, h, w]), x);
   };
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../clora/engine.ts';
+import { compileDenoiseUNet } from '../clora/graphs.ts';
 import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../clora/loss.ts';
 import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from '../clora/masks.ts';
 import { runPlan } from '../clora/pipeline.ts';
@@ -13,7 +14,6 @@ import type { Branch, CompositionPlan } from '../clora/plan.ts';
 import { defaultGuidance } from '../clora/spec.ts';
 import * as G from '../graph/index.ts';
 import { type GatedLora, loraFeeds } from '../lora/gated.ts';
-import { compileUNet } from '../models/compiled.ts';
 import { createScheduler, type SamplerName } from '../schedulers/index.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { openCheckpoint } from '../weights/checkpoint.ts';
@@ -284,7 +284,7 @@ const unet: Handler = async (c, ctx) => {
 const attention: Handler = async (c, ctx) => {
   const engine = await ctx.engine();
   const tol = new Tolerances(c.tolerance ?? {});
-  const { model } = await compileUNet(engine.checkpoint, { allAttention: true, maps: true });
+  const { model } = await compileDenoiseUNet(engine.checkpoint, { allAttention: true });
   try {
     const sample = unetInput(c, ctx, 'latent')!;
     const t = unetInput(c, ctx, 'timestep')!;

@@ -12,12 +12,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../config/index.ts';
 import { Engine } from '../../engine/clora/engine.ts';
+import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
 import { type EngineModels, runPlan } from '../../engine/clora/pipeline.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
 import { type CompositionSpec, type LoraRef, withDefaults } from '../../engine/clora/spec.ts';
 import * as G from '../../engine/graph/index.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
-import { compileTextEncoder, compileUNet } from '../../engine/models/compiled.ts';
+import { compileTextEncoder } from '../../engine/models/compiled.ts';
 import { gaussianNoise } from '../../engine/schedulers/noise.ts';
 import { encodeSafetensors } from '../../engine/weights/safetensors.ts';
 import { fixtureDir, repoRoot } from '../fixtures.ts';
@@ -67,7 +68,7 @@ function networkOptions() {
 async function plainModels(engine: Engine): Promise<EngineModels> {
   const base = engine.models();
   const [unet, textEncoder] = await Promise.all([
-    compileUNet(engine.checkpoint, { ...networkOptions(), maps: true }),
+    compileDenoiseUNet(engine.checkpoint, networkOptions()),
     compileTextEncoder(engine.checkpoint, networkOptions()),
   ]);
   return { ...base, unet: async () => unet, textEncoder };

@@ -175,7 +175,7 @@ async function forward(task: ForwardTask): Promise<ForwardResult> {
   for (let i = 0; i < task.runs; i++) runMs.push((await once()).ms);
   await net.model.release();
   const after = await matmulCeiling();
-  const { graph } = unetGraph(ck, { lora: task.lora });
+  const { graph } = unetGraph(ck, 'unet', { lora: task.lora });
   return {
     load: result,
     ceilingGflops: (before.ours + after.ours) / 2,

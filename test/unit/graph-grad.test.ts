@@ -249,6 +249,40 @@ const cases: Case[] = [
       f('v', ['B', 2, 5, 3], { dims: [1, 2, 5, 3] }),
     ],
   },
+  // memory-efficient attention: query rows in chunks, probabilities recomputed in the VJP
+  {
+    name: 'chunked attention, 7 query rows in 3 chunks (uneven)',
+    build: (_, [q, k, v]) => G.chunkedAttention(q, k, v, 3),
+    inputs: [f('q', [2, 2, 7, 4]), f('k', [2, 2, 5, 4]), f('v', [2, 2, 5, 3])],
+  },
+  {
+    name: 'chunked attention, symbolic sizes bound to 5 rows in 2 chunks',
+    build: (_, [q, k, v]) => G.chunkedAttention(q, k, v, 2),
+    inputs: [
+      f('q', ['B', 2, 'N', 4], { dims: [1, 2, 5, 4] }),
+      f('k', ['B', 2, 'M', 4], { dims: [1, 2, 6, 4] }),
+      f('v', ['B', 2, 'M', 3], { dims: [1, 2, 6, 3] }),
+    ],
+  },
+  {
+    name: 'chunked attention, self-attention (q = k = v, fan-out into every gradient)',
+    build: (_, [x]) => G.chunkedAttention(x, x, x, 4),
+    inputs: [f('x', [1, 2, 9, 3])],
+  },
+  {
+    name: 'chunked attention, only q differentiated',
+    build: (_, [q, k, v]) => G.chunkedAttention(q, k, v, 2),
+    inputs: [
+      f('q', [1, 1, 4, 2]),
+      f('k', [1, 1, 3, 2], { wrt: false }),
+      f('v', [1, 1, 3, 2], { wrt: false }),
+    ],
+  },
+  {
+    name: 'chunked multi-head attention',
+    build: (_, [q, k, v]) => G.chunkedMultiHeadAttention(q, k, v, 2, 2),
+    inputs: [f('q', [2, 3, 4]), f('k', [2, 5, 4]), f('v', [2, 5, 4])],
+  },
   // composite
   {
     name: 'multi-head attention',

@@ -105,6 +105,73 @@ describe('composite gradients', () => {
   });
 });
 
+describe('memory-efficient attention', () => {
+  // One graph computing both kernels on the same q, k, v, with symbolic row counts.
+  async function bothKernels(rows: number, keys: number, chunks: number) {
+    const g = new G.Graph('kernels');
+    const q = g.input('q', 'float32', ['B', 2, 'N', 8]);
+    const k = g.input('k', 'float32', ['B', 2, 'M', 8]);
+    const v = g.input('v', 'float32', ['B', 2, 'M', 5]);
+    const loss = (t: G.Tensor) => G.reduceSum(G.mul(t, t));
+    const chunked = G.chunkedAttention(q, k, v, chunks);
+    const materialised = G.attention(q, k, v).out;
+    const [cq, ck, cv] = G.grad([loss(chunked)], [q, k, v]);
+    const [mq, mk, mv] = G.grad([loss(materialised)], [q, k, v]);
+    g.output('chunked', chunked).output('materialised', materialised);
+    for (const [name, t] of Object.entries({ cq, ck, cv, mq, mk, mv })) g.output(name, t);
+    const model = await G.compile(g);
+    const r = rng(rows * 31 + keys);
+    const feed = (dims: number[]) =>
+      G.hostTensor(
+        'float32',
+        Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => 3 * (r() - 0.5)),
+        dims,
+      );
+    const out = await model.run({
+      q: feed([2, 2, rows, 8]),
+      k: feed([2, 2, keys, 8]),
+      v: feed([2, 2, keys, 5]),
+    });
+    await model.release();
+    return out;
+  }
+
+  const maxRelative = (a: ort.Tensor, b: ort.Tensor) => {
+    const [x, y] = [a.data as Float32Array, b.data as Float32Array];
+    assert.equal(x.length, y.length);
+    const scale = Math.max(...y.map(Math.abs));
+    return Math.max(...x.map((v, i) => Math.abs(v - y[i]))) / scale;
+  };
+
+  for (const [rows, keys, chunks] of [
+    [64, 64, 8],
+    [37, 77, 4],
+    [5, 3, 5],
+  ]) {
+    it(`agrees with the materialised kernel: ${rows} rows, ${keys} keys, ${chunks} chunks`, async () => {
+      const out = await bothKernels(rows, keys, chunks);
+      assert.deepEqual(out.chunked.dims, [2, 2, rows, 5]);
+      assert.ok(maxRelative(out.chunked, out.materialised) < 1e-5, 'result');
+      for (const x of ['q', 'k', 'v']) assert.ok(maxRelative(out[`c${x}`], out[`m${x}`]) < 1e-5, `d${x}`);
+    });
+  }
+
+  it('sizes chunks by memory per sample, in powers of two, never past the rows', () => {
+    const at = (queries: number, keys: number, bytesPerSample: number) =>
+      G.queryChunksFor({ queries, keys, heads: 8, bytesPerElement: 4, bytesPerSample });
+    // SD 1.5 at 512²: 4096 rows × 4096 keys × 8 heads × 2 matrices × 4 B = 1 GiB per sample
+    assert.equal(at(4096, 4096, 64 * 2 ** 20), 16);
+    assert.equal(at(4096, 77, 64 * 2 ** 20), 1);
+    assert.equal(at(3, 4096, 1), 2);
+  });
+
+  it('refuses more chunks than rows', () => {
+    const g = new G.Graph();
+    const q = g.input('q', 'float32', [1, 1, 3, 2]);
+    assert.throws(() => G.chunkedAttention(q, q, q, 4), /4 chunks are more than the 3 query rows/);
+  });
+});
+
 describe('gradient details', () => {
   it('splits the gradient of a max evenly among ties', async () => {
     const g = new G.Graph('ties');

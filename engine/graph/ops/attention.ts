@@ -5,6 +5,7 @@
 import { dimDiv, dimEq, dimStr, isStatic } from '../dim.ts';
 import { apply, apply1, GraphError, type OpDef, RuleError, type Tensor } from '../graph.ts';
 import { normAxis, requireFloat } from '../rules.ts';
+import { chunkedAttention } from './chunked-attention.ts';
 import { add, mul, sub } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { reduceSum } from './reduce.ts';
@@ -127,12 +128,26 @@ export interface AttentionResult {
  * Q is scaled before the product (Nq·d multiplies instead of Nq·Nk).
  */
 export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): AttentionResult {
+  const [qh, kh, vh] = headsOf(q, k, v, heads);
+  const { out, probs } = attention(qh, kh, vh);
+  return { out: mergeHeads(out), probs };
+}
+
+/** Multi-head attention without its probabilities, over `chunks` chunks of query rows (memory-efficient). */
+export function chunkedMultiHeadAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  chunks: number,
+): Tensor {
+  const [qh, kh, vh] = headsOf(q, k, v, heads);
+  return mergeHeads(chunkedAttention(qh, kh, vh, chunks));
+}
+
+function headsOf(q: Tensor, k: Tensor, v: Tensor, heads: number): [Tensor, Tensor, Tensor] {
   const c = q.shape[2];
   const headDim = dimDiv(c, heads);
   if (!isStatic(headDim)) throw new GraphError(`attention: head size ${dimStr(headDim)} must be static`);
-  const qh = splitHeads(mul(q, 1 / Math.sqrt(headDim)), heads);
-  const kh = splitHeads(k, heads);
-  const vh = splitHeads(v, heads);
-  const { out, probs } = attention(qh, kh, vh);
-  return { out: mergeHeads(out), probs };
+  return [splitHeads(mul(q, 1 / Math.sqrt(headDim)), heads), splitHeads(k, heads), splitHeads(v, heads)];
 }

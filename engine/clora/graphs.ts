@@ -1,0 +1,89 @@
+// CLoRA's graphs on the UNet: the denoising pass that also returns the aggregated maps,
+// and the guidance pass that returns maps, contrastive loss and ∂loss/∂latent in one run.
+// The method owns which layers it reads (those at a quarter of the latent size) and how.
+
+import { type Dim, dimDiv, dimEq, dimMul } from '../graph/dim.ts';
+import type { Tensor } from '../graph/index.ts';
+import * as G from '../graph/index.ts';
+import { type CompiledNetwork, type ModelOptions, toF32, unetGraph } from '../models/compiled.ts';
+import type { Checkpoint } from '../weights/checkpoint.ts';
+import { contrastiveLoss, groupInputs } from './loss.ts';
+
+/** CLoRA reads the cross-attention maps at a quarter of the latent size (16×16 at 512²). */
+export const ATTENTION_DOWNSCALE = 4;
+
+/** True for layers at (H/4)×(W/4) tokens: the ones CLoRA averages into its maps. */
+export function isAggregateLayer(tokens: Dim, sample: Tensor): boolean {
+  const [, , h, w] = sample.shape;
+  return dimEq(tokens, dimMul(dimDiv(h, ATTENTION_DOWNSCALE), dimDiv(w, ATTENTION_DOWNSCALE)));
+}
+
+const aggregateLayers = (_path: string, tokens: Dim, sample: Tensor) => isAggregateLayer(tokens, sample);
+
+/** Mean of the head-averaged maps of the aggregate layers: [B, HW/16, 77]. */
+function aggregate(attention: Map<string, Tensor>): Tensor {
+  const layers = [...attention.values()];
+  if (layers.length === 0)
+    throw new Error('the UNet has no cross-attention layer at a quarter of the latent size');
+  return G.mul(
+    layers.reduce((acc, t) => G.add(acc, t)),
+    1 / layers.length,
+  );
+}
+
+/**
+ * The denoising UNet with CLoRA's maps: sample, timestep, context → noise and the
+ * aggregated maps (`maps`); `allAttention` adds every cross-attention layer's maps.
+ */
+export async function compileDenoiseUNet(
+  ck: Checkpoint,
+  o: ModelOptions & { allAttention?: boolean } = {},
+): Promise<CompiledNetwork> {
+  const { graph, slots, noise, attention, sample } = unetGraph(ck, 'unet_maps', {
+    ...o,
+    capture: o.allAttention ? 'all' : aggregateLayers,
+  });
+  const read = new Map([...attention].filter(([, t]) => isAggregateLayer(t.shape[1], sample)));
+  graph.output('noise', toF32(noise)).output('maps', toF32(aggregate(read)));
+  if (o.allAttention) for (const [path, t] of attention) graph.output(`attn.${path}`, toF32(t));
+  return { model: await G.compile(graph, o), slots };
+}
+
+/**
+ * CLoRA's guidance pass: one latent [1, C, H, W] shared by B branches (their contexts and
+ * LoRA gates), the aggregated maps, the contrastive loss of the concept groups, and
+ * ∂loss/∂latent — in one run. Only the UNet up to its last map-producing layer is emitted.
+ *
+ * `published` builds the published code's pass instead, for comparisons: both CFG halves of
+ * every branch (context rows [uncond…, cond…]) through the whole UNet, maps averaged over
+ * the halves, and the noise of this same pass as an output (the scheduler steps with it).
+ */
+export async function compileGuidance(
+  ck: Checkpoint,
+  o: ModelOptions & { temperature?: number; published?: boolean } = {},
+): Promise<CompiledNetwork> {
+  const c = ck.unet.config;
+  let latent: Tensor | undefined;
+  const { graph, slots, noise, attention } = unetGraph(
+    ck,
+    `unet_guidance${o.published ? '_published' : ''}`,
+    {
+      ...o,
+      capture: aggregateLayers,
+      sample: (g, batch) => {
+        latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
+        return G.expand(latent, [batch, c.in_channels, latent.shape[2], latent.shape[3]]);
+      },
+    },
+  );
+  let maps = toF32(aggregate(attention));
+  if (o.published) {
+    const [uncondMaps, condMaps] = G.split(maps, 0, 2);
+    maps = G.mul(G.add(uncondMaps, condMaps), 0.5);
+  }
+  const { loss } = contrastiveLoss(maps, groupInputs(maps), o.temperature ?? 0.5);
+  const [grad] = G.grad([loss], [latent!]);
+  graph.output('loss', loss).output('grad', grad).output('maps', maps);
+  if (o.published) graph.output('noise', toF32(noise));
+  return { model: await G.compile(graph, o), slots };
+}
