@@ -16,6 +16,9 @@ export interface EngineConfig {
   threads: number;
   dtype: 'float32' | 'float16';
   optimization: 'disabled' | 'basic' | 'extended' | 'all';
+  attention: 'chunked' | 'fused' | 'materialised';
+  /** ONNX Runtime's weight prepacking (faster CPU kernels, a weight copy per session) */
+  prepackWeights: boolean;
   clipSkip: number;
   /** CLoRA's iterations at its iterative steps, and an optional early stop for them */
   guidanceIterations: number;
@@ -186,6 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       threads: v.ENGINE_THREADS,
       dtype: v.ENGINE_DTYPE,
       optimization: v.ENGINE_OPTIMIZATION,
+      attention: v.ENGINE_ATTENTION,
+      prepackWeights: v.ENGINE_PREPACK_WEIGHTS === 'on',
       clipSkip: v.CLIP_SKIP,
       guidanceIterations: v.GUIDANCE_ITERATIONS,
       guidanceLossThreshold: v.GUIDANCE_LOSS_THRESHOLD,

@@ -26,6 +26,8 @@ export function engineOptions(config: Config): EngineOptions {
     dtype: engine.dtype,
     threads: engine.threads,
     optimization: engine.optimization,
+    attention: engine.attention,
+    prepackWeights: engine.prepackWeights,
     clipSkip: engine.clipSkip,
     cacheDir: engine.cacheDir,
     limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, minSize: 64, maxSize: limits.maxSize },

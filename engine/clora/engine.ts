@@ -5,6 +5,7 @@
 import { statSync } from 'node:fs';
 import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
+import type { AttentionKernel } from '../models/attention.ts';
 import {
   type CompiledNetwork,
   compileTextEncoder,
@@ -39,6 +40,15 @@ export interface EngineOptions {
   cacheDir?: string;
   externalDataThreshold?: number;
   limits?: SpecLimits;
+  /** attention kernel (default chunked: memory-efficient) */
+  attention?: AttentionKernel;
+  /**
+   * onnxruntime's CPU memory arena (default off: an arena grows with every new shape and never
+   * gives memory back, so a long-running worker's footprint crept up job by job)
+   */
+  memoryArena?: boolean;
+  /** onnxruntime's weight prepacking (default off: weights stay mapped from the cache, one copy) */
+  prepackWeights?: boolean;
 }
 
 export interface CompositionResult extends CompositionOutput {
@@ -78,6 +88,9 @@ export class Engine {
       optimization: options.optimization ?? 'all',
       cacheDir: options.cacheDir,
       externalDataThreshold: options.externalDataThreshold,
+      memoryArena: options.memoryArena ?? false,
+      prepackWeights: options.prepackWeights ?? false,
+      attention: options.attention,
       lora: true,
     };
     const [textEncoder, vae] = await Promise.all([

@@ -152,6 +152,8 @@ class Writer implements OnnxWriter {
   private readonly constCache = new Map<string, string>();
   private readonly weightEntries = new Map<string, WeightEntry>();
   private readonly symCache = new Map<string, string>();
+  /** operator domains beyond ONNX's own that nodes use (com.microsoft's fused kernels) */
+  private readonly domains = new Set<string>();
   private counter = 0;
 
   constructor(
@@ -207,9 +209,12 @@ class Writer implements OnnxWriter {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs: Record<string, Attr> = {},
+    domain = '',
   ): void {
+    if (domain) this.domains.add(domain);
     this.nodes.push({
       opType,
+      ...(domain ? { domain } : {}),
       name: `${opType}_${this.nodes.length}`,
       input: [...inputs],
       output: [...outputs],
@@ -261,7 +266,10 @@ class Writer implements OnnxWriter {
     return onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: 'clora-bot',
-      opsetImport: [{ domain: '', version: this.opset }],
+      opsetImport: [
+        { domain: '', version: this.opset },
+        ...[...this.domains].sort().map((domain) => ({ domain, version: 1 })),
+      ],
       graph: {
         name: g.name,
         node: this.nodes,

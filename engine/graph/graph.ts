@@ -62,6 +62,8 @@ export interface OnnxWriter {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs?: Record<string, Attr>,
+    /** operator set domain; '' (default) is ONNX's own */
+    domain?: string,
   ): void;
   /** a 1-D int64 constant */
   ints(values: readonly number[]): string;

@@ -9,6 +9,7 @@ export * from './ops/attention.ts';
 export * from './ops/chunked-attention.ts';
 export * from './ops/conv.ts';
 export * from './ops/elementwise.ts';
+export * from './ops/fused-attention.ts';
 export * from './ops/matmul.ts';
 export * from './ops/norm.ts';
 export * from './ops/reduce.ts';

@@ -22,6 +22,17 @@ export interface RunnerOptions extends EmitOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   optimization?: OptimizationLevel;
+  /**
+   * onnxruntime's CPU memory arena (default on). Off, every large buffer goes back to the
+   * system when freed, so peak memory follows the live values instead of the arena's growth.
+   */
+  memoryArena?: boolean;
+  /**
+   * Let onnxruntime repack constant weights for its matrix kernels (default on). Off, weights
+   * stay where they were loaded (mapped from the cached model file) instead of being copied
+   * once per kernel layout: a graph that uses a weight forwards and in its VJP keeps one copy.
+   */
+  prepackWeights?: boolean;
 }
 
 export type HostTensor = ort.Tensor;
@@ -167,6 +178,10 @@ function sessionOptions(o: RunnerOptions): ort.InferenceSession.SessionOptions {
     graphOptimizationLevel: o.optimization ?? 'all',
     intraOpNumThreads: o.intraOpThreads ?? 0,
     interOpNumThreads: o.interOpThreads ?? 0,
+    enableCpuMemArena: o.memoryArena ?? true,
+    // a memory pattern is one block planned from an earlier run's peak: it only helps with the arena
+    enableMemPattern: o.memoryArena ?? true,
+    ...(o.prepackWeights === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
   };
 }
 
@@ -264,7 +279,9 @@ async function openOptimized(
       // the copy is only ever loaded on this machine, which the folder name pins down
       logSeverityLevel: 3,
       extra: {
+        ...opts.extra,
         session: {
+          ...(opts.extra as { session?: Record<string, string> } | undefined)?.session,
           optimized_model_external_initializers_file_name: 'weights.bin',
           optimized_model_external_initializers_min_size_in_bytes: '1024',
         },

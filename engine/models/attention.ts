@@ -1,7 +1,8 @@
 // How the networks compute attention: one switch between the memory-efficient kernel
-// (query chunks, probabilities recomputed in the VJP) and the materialised one (every
-// probability kept, as a naive implementation does), so benchmarks compare both in one
-// run. Layers whose probabilities are read (CLoRA's maps) always materialise them: those
+// (query chunks, probabilities recomputed in the VJP), onnxruntime's fused kernel
+// (com.microsoft MultiHeadAttention forward, the chunked backward) and the materialised one
+// (every probability kept, as a naive implementation does), so benchmarks compare them in
+// one run. Layers whose probabilities are read (CLoRA's maps) always materialise them: those
 // are cross-attention layers with 77 keys, a small matrix.
 
 import { type Dim, evalDim } from '../graph/dim.ts';
@@ -9,7 +10,9 @@ import { bytesPerElement } from '../graph/dtype.ts';
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
 
-export type AttentionKernel = 'chunked' | 'materialised';
+export type AttentionKernel = 'chunked' | 'fused' | 'materialised';
+
+export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['chunked', 'fused', 'materialised'];
 
 export interface AttentionSettings {
   kernel: AttentionKernel;
@@ -72,6 +75,7 @@ export function attend(
     bytesPerElement: bytesPerElement(q.dtype),
     bytesPerSample: settings.chunkBytesPerSample,
   });
+  if (settings.kernel === 'fused') return { out: G.fusedMultiHeadAttention(q, k, v, heads, chunks) };
   return { out: G.chunkedMultiHeadAttention(q, k, v, heads, chunks) };
 }
 

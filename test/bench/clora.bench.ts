@@ -24,14 +24,14 @@ import { encodeSafetensors } from '../../engine/weights/safetensors.ts';
 import { fixtureDir, repoRoot } from '../fixtures.ts';
 import { type Report, timeSideBySide } from './harness.ts';
 
-const CACHE = resolve(repoRoot, '.cache', 'models');
+export const CACHE = resolve(repoRoot, '.cache', 'models');
 /** CLORA_BENCH_PARTS=tiny or =real runs one half (default both). */
 const PARTS = (process.env.CLORA_BENCH_PARTS ?? 'tiny,real').split(',');
 const WORDS = ['cat', 'dog', 'fox', 'owl', 'bear', 'frog', 'duck', 'deer'];
 /** Device, precision, threads and optimisation level from the configuration (ENGINE_DEVICE=cuda on a GPU host). */
-const ENGINE = (() => {
-  const { device, dtype, threads, optimization } = loadConfig().engine;
-  return { provider: device, dtype, threads, optimization };
+export const ENGINE = (() => {
+  const { device, dtype, threads, optimization, attention, prepackWeights } = loadConfig().engine;
+  return { provider: device, dtype, threads, optimization, attention, prepackWeights };
 })();
 
 /**
@@ -39,7 +39,7 @@ const ENGINE = (() => {
  * (withDefaults does that), and the burst length too, so guided passes per step stay as in
  * the published 50-step run (bursts of 20 at 50 steps, of 4 at 10).
  */
-function spec(
+export function spec(
   loras: LoraRef[],
   steps: number,
   size: number,
@@ -60,8 +60,17 @@ function spec(
 }
 
 function networkOptions() {
-  const { provider, dtype, threads, optimization } = ENGINE;
-  return { provider, dtype, intraOpThreads: threads, optimization, cacheDir: CACHE };
+  const { provider, dtype, threads, optimization, attention, prepackWeights } = ENGINE;
+  return {
+    provider,
+    dtype,
+    intraOpThreads: threads,
+    optimization,
+    attention,
+    prepackWeights,
+    memoryArena: false,
+    cacheDir: CACHE,
+  };
 }
 
 /** Plain generation on graphs without LoRA branches: the fairest baseline. */
@@ -229,12 +238,12 @@ async function sweepChild(modelPath: string, size: number, n: number) {
 }
 
 /** Random LoRAs are shaped for one model: keep them apart per model. */
-function loraCacheFor(modelPath: string): string {
+export function loraCacheFor(modelPath: string): string {
   const id = createHash('sha256').update(resolve(modelPath)).digest('hex').slice(0, 12);
   return resolve(repoRoot, '.cache', 'loras-random', id);
 }
 
-function realModelPath(): string | undefined {
+export function realModelPath(): string | undefined {
   const dir = resolve(repoRoot, '.cache', 'models', 'sd15-random');
   const file = join(dir, 'model.safetensors');
   return existsSync(file) ? file : undefined;

@@ -283,6 +283,15 @@ const cases: Case[] = [
     build: (_, [q, k, v]) => G.chunkedMultiHeadAttention(q, k, v, 2, 2),
     inputs: [f('q', [2, 3, 4]), f('k', [2, 5, 4]), f('v', [2, 5, 4])],
   },
+  {
+    name: "fused multi-head attention (onnxruntime's kernel forward, chunked VJP)",
+    build: (_, [q, k, v]) => G.fusedMultiHeadAttention(q, k, v, 2, 2),
+    inputs: [
+      f('q', ['B', 3, 4], { dims: [2, 3, 4] }),
+      f('k', ['B', 5, 4], { dims: [2, 5, 4] }),
+      f('v', ['B', 5, 6], { dims: [2, 5, 6] }),
+    ],
+  },
   // composite
   {
     name: 'multi-head attention',

@@ -156,6 +156,31 @@ describe('memory-efficient attention', () => {
     });
   }
 
+  it("onnxruntime's fused kernel agrees with the materialised one, forward and backward", async () => {
+    const g = new G.Graph('fused');
+    const q = g.input('q', 'float32', ['B', 'N', 16]);
+    const k = g.input('k', 'float32', ['B', 'M', 16]);
+    const v = g.input('v', 'float32', ['B', 'M', 16]);
+    const loss = (t: G.Tensor) => G.reduceSum(G.mul(t, t));
+    const fused = G.fusedMultiHeadAttention(q, k, v, 4, 3);
+    const materialised = G.multiHeadAttention(q, k, v, 4).out;
+    g.output('fused', fused).output('materialised', materialised);
+    for (const [i, t] of G.grad([loss(fused)], [q, k, v]).entries()) g.output(`f${i}`, t);
+    for (const [i, t] of G.grad([loss(materialised)], [q, k, v]).entries()) g.output(`m${i}`, t);
+    const model = await G.compile(g);
+    const r = rng(7);
+    const feed = (dims: number[]) =>
+      G.hostTensor(
+        'float32',
+        Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => 2 * (r() - 0.5)),
+        dims,
+      );
+    const out = await model.run({ q: feed([2, 40, 16]), k: feed([2, 77, 16]), v: feed([2, 77, 16]) });
+    await model.release();
+    assert.ok(maxRelative(out.fused, out.materialised) < 1e-5, 'result');
+    for (const i of [0, 1, 2]) assert.ok(maxRelative(out[`f${i}`], out[`m${i}`]) < 1e-5, `gradient ${i}`);
+  });
+
   it('sizes chunks by memory per sample, in powers of two, never past the rows', () => {
     const at = (queries: number, keys: number, bytesPerSample: number) =>
       G.queryChunksFor({ queries, keys, heads: 8, bytesPerElement: 4, bytesPerSample });

@@ -8,7 +8,10 @@
 // Softmax over the recomputed scores — as cheap as exp(S − L) from a saved log-sum-exp,
 // and without the broadcast along the last axis that onnxruntime's CPU kernels do slowly.
 // The chunk count is static; the chunk bounds are computed at run time from the query
-// count, so any size works (chunks differ by at most one row).
+// count, so any size works (chunks differ by at most one row). Each chunk starts only after
+// the previous one has produced everything it will produce: a zero derived from those
+// outputs' shapes joins the next chunk's start row, so whatever order onnxruntime picks,
+// one chunk's intermediates are freed before the next chunk allocates its own.
 
 import { type Dim, dimEq, dimStr, isStatic } from '../dim.ts';
 import {
@@ -72,6 +75,18 @@ function chunkBounds(out: OnnxWriter, rows: Dim, chunks: number): { start: strin
   return Array.from({ length: chunks }, (_, i) => ({ start: bounds[i], end: bounds[i + 1] }));
 }
 
+/**
+ * `bound` made to wait for `outputs`: bound + 0·(their leading sizes). Reading a shape costs
+ * nothing, but the value exists only once the producers have run.
+ */
+function after(out: OnnxWriter, bound: string, outputs: readonly string[]): string {
+  if (outputs.length === 0) return bound;
+  const sizes = outputs.map((t) => node(out, 'Shape', [t], 'done', { end: { int: 1 } }));
+  const sum = sizes.reduce((acc, s) => node(out, 'Add', [acc, s], 'done'));
+  const zero = node(out, 'Mul', [sum, out.ints([0])], 'done');
+  return node(out, 'Add', [bound, zero], 'chunk_start');
+}
+
 /** The rows of `x` [B, heads, N, ·] in one chunk (x itself when there is one chunk). */
 function rowsOf(out: OnnxWriter, x: string, range: { start: string; end: string }, chunks: number): string {
   if (chunks === 1) return x;
@@ -99,11 +114,13 @@ const ChunkedAttentionOp: OpDef<ChunkAttrs> = {
     const [q, k, v] = n.inputs.map(out.name);
     const { chunks } = n.attrs;
     const kt = node(out, 'Transpose', [k], 'kt', lastTwoSwapped);
-    const parts = chunkBounds(out, n.inputs[0].shape[2], chunks).map((range) => {
-      const scores = node(out, 'MatMul', [rowsOf(out, q, range, chunks), kt], 'scores');
+    const parts: string[] = [];
+    for (const range of chunkBounds(out, n.inputs[0].shape[2], chunks)) {
+      const start = after(out, range.start, parts.slice(-1));
+      const scores = node(out, 'MatMul', [rowsOf(out, q, { ...range, start }, chunks), kt], 'scores');
       const probs = node(out, 'Softmax', [scores], 'probs', { axis: { int: -1 } });
-      return chunks === 1 ? probs : node(out, 'MatMul', [probs, v], 'attended');
-    });
+      parts.push(chunks === 1 ? probs : node(out, 'MatMul', [probs, v], 'attended'));
+    }
     const result = out.name(n.outputs[0]);
     if (chunks === 1) out.node('MatMul', [parts[0], v], [result]);
     else out.node('Concat', parts, [result], { axis: { int: 2 } });
@@ -111,11 +128,7 @@ const ChunkedAttentionOp: OpDef<ChunkAttrs> = {
   vjp(n, [gOut], wanted) {
     if (!gOut) return [undefined, undefined, undefined];
     const [q, k, v] = n.inputs;
-    const grads = apply(ChunkedAttentionGradOp, [q, k, v, n.outputs[0], gOut], {
-      chunks: n.attrs.chunks,
-      wanted: [...wanted],
-    });
-    return grads.map((g, i) => (wanted[i] ? g : undefined));
+    return chunkedAttentionGrad([q, k, v], n.outputs[0], gOut, n.attrs.chunks, wanted);
   },
 };
 
@@ -163,7 +176,9 @@ const ChunkedAttentionGradOp: OpDef<GradAttrs> = {
     let dv: string | undefined;
     const accumulate = (acc: string | undefined, term: string) =>
       acc === undefined ? term : node(out, 'Add', [acc, term], 'grad_sum');
-    for (const range of chunkBounds(out, n.inputs[0].shape[2], chunks)) {
+    for (const bounds of chunkBounds(out, n.inputs[0].shape[2], chunks)) {
+      const previous = [dqParts.at(-1), dk, dv].filter((t): t is string => t !== undefined);
+      const range = { ...bounds, start: after(out, bounds.start, previous) };
       const qc = rowsOf(out, q, range, chunks);
       const gc = rowsOf(out, gOut, range, chunks);
       const scores = node(out, 'MatMul', [qc, kt], 'scores');
@@ -198,6 +213,22 @@ const ChunkedAttentionGradOp: OpDef<GradAttrs> = {
     publish(dv, 2);
   },
 };
+
+/**
+ * dQ, dK, dV of softmax(q·kᵀ)·v = o for [B, heads, N, d] inputs given dO, recomputing the
+ * probabilities chunk by chunk; undefined where not wanted. Other kernels with the same
+ * result (a fused forward) take their VJP from here.
+ */
+export function chunkedAttentionGrad(
+  qkv: readonly [Tensor, Tensor, Tensor],
+  o: Tensor,
+  gOut: Tensor,
+  chunks: number,
+  wanted: readonly boolean[],
+): (Tensor | undefined)[] {
+  const grads = apply(ChunkedAttentionGradOp, [...qkv, o, gOut], { chunks, wanted: [...wanted] });
+  return grads.map((g, i) => (wanted[i] ? g : undefined));
+}
 
 /**
  * softmax(q·kᵀ)·v for [B, heads, N, d] inputs (q already scaled), over `chunks` chunks of
