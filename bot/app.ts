@@ -52,15 +52,16 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       log.error(`cannot open the model at ${modelPath}`, e);
     }
   }
-  const checks =
-    base && modelPath
-      ? new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir })
-      : undefined;
+  // Headers are read on this thread too, with or without a model to check against.
+  const checks = new LoraCheckThread(
+    base && modelPath ? { modelPath, tokenizerDir: config.engine.tokenizerDir } : {},
+  );
   const library = await LoraLibrary.open(config.engine.loraDir, base, {
     maxAddBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
-    checker: checks?.check,
+    checker: base ? checks.check : undefined,
+    headerReader: checks.readHeader,
+    onWarning: (m) => log.warn(m),
   });
-  library.on('warning', (m) => log.warn(m));
 
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
@@ -137,7 +138,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     async close() {
       await queue.close();
       library.close();
-      await checks?.close();
+      await checks.close();
       await engine?.close();
     },
   };
