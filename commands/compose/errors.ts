@@ -5,6 +5,7 @@ import type { ComposeRequest, TextSpan } from './request.ts';
 
 export type ComposeErrorCode =
   | 'unterminated-quote'
+  | 'stray-quote'
   | 'unterminated-lora'
   | 'empty-lora'
   | 'missing-subject'
