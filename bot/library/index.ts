@@ -166,6 +166,13 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     return this.byName.get(key) ?? this.byName.get(slugify(key));
   }
 
+  /** A LoRA that is listed but cannot be used, with its reason (for /compose's answer). */
+  unusable(name: string): { name: string; reason: string } | undefined {
+    const entry = this.get(name);
+    if (entry?.check.state !== 'unusable') return undefined;
+    return { name: entry.name, reason: entry.check.reason };
+  }
+
   /** Up to `max` names near a mistyped one, best first. */
   closest(name: string, max = 3): string[] {
     const byText = new Map<string, string>();
