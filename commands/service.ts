@@ -21,6 +21,7 @@ import {
   type LoraRename,
   parseCompose,
   resolveLoras,
+  tweakChoices,
   tweakFromChoice,
   tweakLoraRow,
   tweakRequest,
@@ -395,6 +396,12 @@ export class ComposeCommands {
 
   private loraPicker(job: ComposeRecord, slot: number | 'style', page: number): Reply {
     const names = this.services.library.names().filter((n) => this.services.library.get(n)?.usable);
+    if (tweakChoices(slot, job.data.request, names).length === 0) {
+      return userErrorReply(
+        'every LoRA the bot has is already in this picture, and each LoRA draws one subject',
+        'Add LoRAs to the library, or change another subject.',
+      );
+    }
     return {
       kind: 'message',
       text: 'Pick the new LoRA (same seed, everything else kept):',

@@ -20,4 +20,4 @@ export { indefiniteArticle, subjectList } from './prompt.ts';
 export * from './request.ts';
 export { foldLoraName, type LoraCatalog, type LoraRename, loraCatalog, resolveLoras } from './resolve.ts';
 export { type ComposeTweak, type TweakError, type TweakResult, tweakRequest } from './tweak.ts';
-export { NO_STYLE_VALUE, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';
+export { NO_STYLE_VALUE, tweakChoices, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';
