@@ -42,6 +42,7 @@ import {
   type ImageMime,
   type JobProgress,
   type MessageReply,
+  REPLY_LIMITS,
   type Reply,
   type ReplyImage,
   textReply,
@@ -225,7 +226,11 @@ export class ComposeCommands {
       fields.push({ name: 'LoRAs', value: loras.join('\n'), inline: false });
     }
     if (job.data.notes?.length)
-      fields.push({ name: 'Note', value: job.data.notes.join('\n'), inline: false });
+      fields.push({
+        name: 'Note',
+        value: truncate(job.data.notes.join('\n'), REPLY_LIMITS.fieldValue),
+        inline: false,
+      });
     if (value.maskShares && withMasks) {
       fields.push({
         name: 'Masks',

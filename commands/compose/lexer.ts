@@ -343,7 +343,7 @@ function readChunk(input: string, start: number): Step<Token> {
   if (subject !== null) {
     const colon = start + subject.length;
     const next = charAt(input, colon + 1);
-    const bare = BARE_BINDING_START.test(subject) && BARE_BINDING_START.test(next);
+    const bare = BARE_BINDING_START.test(charAt(subject, 0)) && BARE_BINDING_START.test(next);
     if (input[colon] === ':' && (next === '<' || bare)) {
       return readBinding(input, start, subject, false, { start, end: colon }, colon);
     }

@@ -121,7 +121,13 @@ describe('bindings become a prompt', () => {
   });
 
   it('times and ratios are prompt text; a bare binding needs letters on both sides of the colon', () => {
-    for (const text of ['a clock showing 10:30 on a wall', 'ratio 16:9 poster', 'at 9:tabby', 'cat x2:3']) {
+    for (const text of [
+      'a clock showing 10:30 on a wall',
+      'ratio 16:9 poster',
+      'at 9:tabby',
+      'x2:3',
+      '2x:tabby',
+    ]) {
       const r = parsed(text);
       assert.equal(r.prompt, text);
       assert.deepEqual(r.bindings, []);

@@ -13,7 +13,7 @@ import { composePreflight } from '../../bot/worker/preflight.ts';
 import { loraCatalog, parseCompose, resolveLoras } from '../../commands/compose/index.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import { lorasReply } from '../../commands/loras.ts';
-import type { MessageReply, Reply } from '../../commands/reply.ts';
+import { checkReply, type MessageReply, type Reply } from '../../commands/reply.ts';
 import { type ChatContext, ComposeCommands, type ComposeRecord } from '../../commands/service.ts';
 import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
 import { fixtureDir } from '../fixtures.ts';
@@ -124,6 +124,10 @@ describe('said on the card', () => {
     const { data, card } = await cardOf(`cat:<${LORA}> ${filler(90)}`);
     assert.equal(data.notes?.length, 1);
     assert.match(field(card, 'Note') ?? '', /CLIP reads 75 tokens; cut from the prompt: “word\d+ .* word89”/);
+    // The longest prompt the parser takes still gives a card within the platforms' limits.
+    const longest = await cardOf(`cat:<${LORA}> ${'ab '.repeat(330)} --neg "${'cd '.repeat(330)}"`);
+    assert.match(field(longest.card, 'Note') ?? '', /cut from the negative prompt/);
+    assert.deepEqual(checkReply(longest.card), []);
     const short = await cardOf(`cat:<${LORA}> in a house`);
     assert.equal(field(short.card, 'Note'), undefined);
   });
