@@ -7,11 +7,13 @@ import type { ComposeRequest } from './request.ts';
 export function compositionProblem(request: ComposeRequest, source: ComposeSource): ComposeError | undefined {
   if (request.method === 'none' || request.bindings.length > 0 || request.style !== null) return undefined;
   const input = source.input.replace(/\s+$/, '');
+  // With a --method already written, appending another would only be refused as a duplicate.
+  const hasMethod = /(^|\s)(--|[‐‑‒–—―−]-?)method\b/i.test(input);
   return composeError(
     'no-binding',
     `nothing here binds a LoRA, so there is nothing to compose: bind a subject, e.g. cat:<tabby>, ` +
-      'or add --method none to draw with the base model alone',
+      `or ${hasMethod ? 'use' : 'add'} --method none to draw with the base model alone`,
     { start: 0, end: input.length },
-    `${input.replace(/^\s*\/compose\s*/i, '')} --method none`,
+    hasMethod ? undefined : `${input.replace(/^\s*\/compose\s*/i, '')} --method none`,
   );
 }

@@ -67,6 +67,10 @@ describe('answered before queueing', () => {
     assert.equal(outcome.jobId, undefined);
     assert.match(text(outcome.reply), /nothing here binds a LoRA.*--method none/);
     assert.match(text(outcome.reply), /Try: `\/compose a clock showing 10:30 on a wall --method none`/);
+    const merge = await commands.compose('a clock --method merge', alice);
+    assert.equal(merge.jobId, undefined);
+    assert.match(text(merge.reply), /use --method none/);
+    assert.doesNotMatch(text(merge.reply), /Try:/);
     const plain = await commands.compose('a clock showing 10:30 on a wall --method none --steps 2', alice);
     assert.ok(plain.jobId, text(plain.reply));
   });
