@@ -16,12 +16,14 @@ import {
 } from '../commands/jobs.ts';
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
+import { ClipTokenizer } from '../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
+import { composePreflight } from './worker/preflight.ts';
 import { composeProcessor } from './worker/processor.ts';
 
 export interface App {
@@ -43,24 +45,27 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
   let modelProblem: string | undefined;
+  let tokenizer: ClipTokenizer | undefined;
   if (modelPath) {
     try {
       const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
       base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
+      tokenizer = ClipTokenizer.fromDir(ck.tokenizerDir);
     } catch (e) {
       modelProblem = (e as Error).message;
       log.error(`cannot open the model at ${modelPath}`, e);
     }
   }
-  const checks =
-    base && modelPath
-      ? new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir })
-      : undefined;
+  // Headers are read on this thread too, with or without a model to check against.
+  const checks = new LoraCheckThread(
+    base && modelPath ? { modelPath, tokenizerDir: config.engine.tokenizerDir } : {},
+  );
   const library = await LoraLibrary.open(config.engine.loraDir, base, {
     maxAddBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
-    checker: checks?.check,
+    checker: base ? checks.check : undefined,
+    headerReader: checks.readHeader,
+    onWarning: (m) => log.warn(m),
   });
-  library.on('warning', (m) => log.warn(m));
 
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
@@ -122,7 +127,13 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       height: Math.min(DEFAULT_COMPOSE_DEFAULTS.height, largestSide),
     },
   });
-  const commands = new ComposeCommands({ queue, library, settings, model });
+  const commands = new ComposeCommands({
+    queue,
+    library,
+    settings,
+    model,
+    ...(tokenizer ? { preflight: composePreflight(tokenizer, library) } : {}),
+  });
   queue.on('failed', (e) => {
     if (e.error.kind === 'internal') log.warn(`job ${e.id} failed: ${e.error.message}`);
   });
@@ -137,7 +148,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     async close() {
       await queue.close();
       library.close();
-      await checks?.close();
+      await checks.close();
       await engine?.close();
     },
   };

@@ -30,6 +30,10 @@ export interface ComposeJobData {
   parent?: JobParent;
   /** each bound LoRA's sha256 when the bot knew it, so a worker can tell it has the same file */
   loraHashes?: { [name: string]: string };
+  /** LoRA names that matched the library only with case, `_`, `-` and spaces folded */
+  renamed?: { typed: string; lora: string }[];
+  /** what the result card must say, e.g. which words CLIP's 77-token limit cut */
+  notes?: string[];
 }
 
 export interface ComposeJobProgress {

@@ -104,8 +104,12 @@ export async function loraCardReply(library: LoraCardSource, name: string): Prom
   const entry = await library.check(asked);
   if (!entry) return userErrorReply(library.unknownNameMessage(asked));
 
-  const fields: ReplyCardField[] = [
-    { name: 'Use it', value: `\`subject:<${entry.name}>\` in /compose` },
+  // An unusable LoRA's card leads with why, and offers no way to use it.
+  const fields: ReplyCardField[] =
+    entry.check.state === 'unusable'
+      ? [{ name: 'Why it cannot be used', value: entry.check.reason }]
+      : [{ name: 'Use it', value: `\`subject:<${entry.name}>\` in /compose` }];
+  fields.push(
     { name: 'Trigger words', value: describeTriggers(entry), inline: true },
     { name: 'Base model', value: describeBase(entry), inline: true },
     { name: 'Rank', value: describeRank(entry), inline: true },
@@ -117,13 +121,11 @@ export async function loraCardReply(library: LoraCardSource, name: string): Prom
       value: entry.sha256 ? `\`${entry.sha256.slice(0, 12)}\`` : 'not computed yet',
       inline: true,
     },
-  ];
+  );
   const training = describeTraining(entry.metadata);
   if (training) fields.push({ name: 'Training', value: training });
   if (entry.tags.length > 0) fields.push({ name: 'Tags', value: entry.tags.slice(0, 12).join(', ') });
   fields.push({ name: 'File', value: `\`${entry.file}\``, inline: true });
-  if (entry.check.state === 'unusable')
-    fields.push({ name: 'Why it cannot be used', value: entry.check.reason });
 
   const images: ReplyImage[] = [];
   const footer = [...entry.notes];
@@ -214,7 +216,7 @@ function describeBase(e: LoraEntry): string {
     case 'unchecked':
       return `not checked: no model is configured yet${claim}`;
     case 'unusable':
-      return `✗ not usable with SD 1.5${claim}`;
+      return `✗ cannot be used (why: above)${claim}`;
   }
 }
 

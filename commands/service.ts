@@ -15,10 +15,13 @@ import {
   type ComposeSettings,
   type ComposeTweak,
   composeErrorReply,
+  compositionProblem,
   formatCompose,
   helpReply,
+  type LoraRename,
   parseCompose,
   resolveLoras,
+  tweakChoices,
   tweakFromChoice,
   tweakLoraRow,
   tweakRequest,
@@ -39,6 +42,7 @@ import {
   type ImageMime,
   type JobProgress,
   type MessageReply,
+  REPLY_LIMITS,
   type Reply,
   type ReplyImage,
   textReply,
@@ -57,7 +61,12 @@ export interface ChatContext extends JobOrigin {
 /** The LoRA library as the commands use it. */
 export interface CommandLibrary extends LoraShelf, LoraCardSource {
   names(): readonly string[];
-  get(name: string): { name: string; usable: boolean; sha256?: string; check: { state: string } } | undefined;
+  get(
+    name: string,
+  ):
+    | { name: string; usable: boolean; sha256?: string; check: { state: string; reason?: string } }
+    | undefined;
+  unusable?(name: string): { name: string; reason: string } | undefined;
 }
 
 export interface ModelStatus {
@@ -66,11 +75,16 @@ export interface ModelStatus {
   message?: string;
 }
 
+/** What the engine would say about a request, asked before it is queued. */
+export type Preflight = { ok: true; notes: string[] } | { ok: false; message: string };
+
 export interface CommandServices {
   queue: ComposeQueue;
   library: CommandLibrary;
   settings: ComposeSettings;
   model: () => ModelStatus;
+  /** the engine's checks with the model's tokenizer; absent where this process has no model */
+  preflight?: (request: ComposeRequest) => Preflight;
   random?: () => number;
 }
 
@@ -104,7 +118,9 @@ export class ComposeCommands {
     const resolved = resolveLoras(parsed.request, this.services.library, parsed.source);
     if (!resolved.ok) return { reply: composeErrorReply(text, resolved.error) };
     const request = resolved.request;
-    return this.submit(request, text, ctx, options.masks ?? request.masks);
+    const nothing = compositionProblem(request, resolved.source);
+    if (nothing) return { reply: composeErrorReply(text, nothing) };
+    return this.submit(request, text, ctx, options.masks ?? request.masks, undefined, resolved.renamed);
   }
 
   /** A button or select: `value` is the chosen option of a select. */
@@ -193,12 +209,28 @@ export class ComposeCommands {
       { name: 'Time', value: formatDuration(value.elapsedMs / 1000), inline: true },
     ];
     if (r.bindings.length || r.style) {
+      // A name that matched only once folded says what was typed, so nobody wonders which LoRA ran.
+      const typed = (lora: string) => {
+        const as = job.data.renamed?.find((n) => n.lora === lora)?.typed;
+        return as === undefined ? '' : ` (you typed '${as}')`;
+      };
       const loras = [
-        ...r.bindings.map((b) => `${b.subject} → ${b.lora}${b.weight === 1 ? '' : ` @${b.weight}`}`),
+        ...r.bindings.map(
+          (b) => `${b.subject} → ${b.lora}${b.weight === 1 ? '' : ` @${b.weight}`}${typed(b.lora)}`,
+        ),
       ];
-      if (r.style) loras.push(`style → ${r.style.lora}${r.style.weight === 1 ? '' : ` @${r.style.weight}`}`);
+      if (r.style)
+        loras.push(
+          `style → ${r.style.lora}${r.style.weight === 1 ? '' : ` @${r.style.weight}`}${typed(r.style.lora)}`,
+        );
       fields.push({ name: 'LoRAs', value: loras.join('\n'), inline: false });
     }
+    if (job.data.notes?.length)
+      fields.push({
+        name: 'Note',
+        value: truncate(job.data.notes.join('\n'), REPLY_LIMITS.fieldValue),
+        inline: false,
+      });
     if (value.maskShares && withMasks) {
       fields.push({
         name: 'Masks',
@@ -359,6 +391,8 @@ export class ComposeCommands {
     const resolved = resolveLoras(result.request, this.services.library);
     if (!resolved.ok) return { reply: userErrorReply(resolved.error.message, resolved.error.suggestion) };
     const next = resolved.request;
+    const nothing = compositionProblem(next, resolved.source);
+    if (nothing) return { reply: userErrorReply(nothing.message) };
     return this.submit(next, formatCompose(next, this.services.settings), ctx, job.data.masks, {
       jobId: job.id,
       action: 'tweak',
@@ -367,6 +401,12 @@ export class ComposeCommands {
 
   private loraPicker(job: ComposeRecord, slot: number | 'style', page: number): Reply {
     const names = this.services.library.names().filter((n) => this.services.library.get(n)?.usable);
+    if (tweakChoices(slot, job.data.request, names).length === 0) {
+      return userErrorReply(
+        'every LoRA the bot has is already in this picture, and each LoRA draws one subject',
+        'Add LoRAs to the library, or change another subject.',
+      );
+    }
     return {
       kind: 'message',
       text: 'Pick the new LoRA (same seed, everything else kept):',
@@ -381,6 +421,7 @@ export class ComposeCommands {
     ctx: ChatContext,
     masks: boolean,
     parent?: ComposeJobData['parent'],
+    renamed?: LoraRename[],
   ): Promise<CommandOutcome> {
     const model = this.services.model();
     if (!model.ready) return { reply: userErrorReply(model.message ?? 'no model is loaded yet') };
@@ -396,15 +437,19 @@ export class ComposeCommands {
           ),
         };
       if (!entry.usable) {
+        const reason = entry.check.reason ? `: ${entry.check.reason}` : '';
         return {
           reply: userErrorReply(
-            `the LoRA '${name}' cannot be used with this model`,
-            `See /lora ${name} for the reason.`,
+            `the LoRA '${name}' cannot be used${reason}`,
+            `/lora ${name} shows its card.`,
           ),
         };
       }
       if (entry.sha256) hashes[name] = entry.sha256;
     }
+    // Whatever the engine would refuse is answered now, not after "Queued".
+    const preflight = this.services.preflight?.(request) ?? { ok: true, notes: [] };
+    if (!preflight.ok) return { reply: userErrorReply(preflight.message) };
     const seeded = withSeed(request, this.services.random);
     const { isAdmin: _admin, ...origin } = ctx;
     const data: ComposeJobData = {
@@ -414,6 +459,8 @@ export class ComposeCommands {
       origin,
       loraHashes: hashes,
       ...(parent ? { parent } : {}),
+      ...(renamed?.length ? { renamed } : {}),
+      ...(preflight.notes.length ? { notes: preflight.notes } : {}),
     };
     const outcome = await this.services.queue.enqueue(data, { userId: ctx.userId, scope: ctx.scope });
     if (!outcome.ok) return { reply: userErrorReply(outcome.message) };

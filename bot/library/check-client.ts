@@ -1,26 +1,35 @@
-// LoRA checks on their own thread (check-thread.ts), as a `checker` for the library.
+// LoRA header reads and checks on their own thread (check-thread.ts), for the library.
 
 import type { Worker } from 'node:worker_threads';
 import { startTsThread } from '../worker/ts-thread.ts';
 import type { CheckOutcome } from './check.ts';
-import type { CheckReply, CheckThreadData } from './check-thread.ts';
+import type { CheckReply, CheckRequest, CheckThreadData } from './check-thread.ts';
+import type { HeaderOutcome } from './header.ts';
+
+type Pending =
+  | { kind: 'check'; resolve: (o: CheckOutcome) => void }
+  | { kind: 'header'; resolve: (o: HeaderOutcome) => void };
 
 export class LoraCheckThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, (o: CheckOutcome) => void>();
+  private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(model: CheckThreadData) {
+  constructor(model: CheckThreadData = {}) {
     this.worker = startTsThread(new URL('./check-thread.ts', import.meta.url), model);
-    this.worker.on('message', ({ id, outcome }: CheckReply) => {
-      this.pending.get(id)?.(outcome);
-      this.pending.delete(id);
+    this.worker.on('message', (reply: CheckReply) => {
+      const waiting = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (waiting?.kind === 'check' && reply.kind === 'check') waiting.resolve(reply.outcome);
+      if (waiting?.kind === 'header' && reply.kind === 'header') waiting.resolve(reply.outcome);
       if (this.pending.size === 0) this.worker.unref();
     });
     // A thread that dies leaves its files unchecked rather than wrongly usable.
     const fail = (why: string) => {
-      for (const [id, resolve] of this.pending) {
-        resolve({ check: { state: 'unusable', reason: `could not be checked (${why})` } });
+      const reason = `could not be checked (${why})`;
+      for (const [id, waiting] of this.pending) {
+        if (waiting.kind === 'check') waiting.resolve({ check: { state: 'unusable', reason } });
+        else waiting.resolve({ problem: reason });
         this.pending.delete(id);
       }
     };
@@ -30,15 +39,22 @@ export class LoraCheckThread {
     this.worker.unref();
   }
 
+  /** The full check against the model (the thread must have been given one). */
   readonly check = (path: string): Promise<CheckOutcome> =>
-    new Promise((resolve) => {
-      const id = this.nextId++;
-      this.pending.set(id, resolve);
-      this.worker.ref();
-      this.worker.postMessage({ id, path });
-    });
+    new Promise((resolve) => this.send({ kind: 'check', resolve }, path));
+
+  /** The file's safetensors header and what its key names say. */
+  readonly readHeader = (path: string): Promise<HeaderOutcome> =>
+    new Promise((resolve) => this.send({ kind: 'header', resolve }, path));
 
   async close(): Promise<void> {
     await this.worker.terminate();
+  }
+
+  private send(waiting: Pending, path: string): void {
+    const id = this.nextId++;
+    this.pending.set(id, waiting);
+    this.worker.ref();
+    this.worker.postMessage({ id, kind: waiting.kind, path } satisfies CheckRequest);
   }
 }

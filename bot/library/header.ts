@@ -4,7 +4,7 @@
 import { otherBaseByName, parseKey, unsupportedKind } from '../../engine/lora/keys.ts';
 import { tagsByFrequency } from '../../engine/lora/metadata.ts';
 import { SD1_ONLY } from '../../engine/weights/family.ts';
-import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
+import { SafetensorsFile, WeightsError } from '../../engine/weights/safetensors.ts';
 
 export interface LoraHeader {
   /** the ss_* (kohya) and modelspec.* entries */
@@ -19,6 +19,19 @@ export interface LoraHeader {
 }
 
 const MAX_TAGS = 30;
+
+/** The header, or why the file is not readable safetensors: a value, so it can cross threads. */
+export type HeaderOutcome = { header: LoraHeader } | { problem: string };
+
+export function readHeaderOutcome(path: string): HeaderOutcome {
+  try {
+    return { header: readLoraHeader(path) };
+  } catch (err) {
+    return {
+      problem: err instanceof WeightsError ? err.defect : `could not be read (${(err as Error).message})`,
+    };
+  }
+}
 
 /** Reads the header; throws WeightsError for a file that is not readable safetensors. */
 export function readLoraHeader(path: string): LoraHeader {

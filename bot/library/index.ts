@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants, type FSWatcher, watch } from 'node:fs';
+import { constants, type Dirent, type FSWatcher, type Stats, watch } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
@@ -12,10 +12,10 @@ import type { LoraCatalog } from '../../commands/compose/resolve.ts';
 import { formatBytes } from '../../commands/loras.ts';
 import type { ImageMime } from '../../commands/reply.ts';
 import type { BaseWeights } from '../../engine/lora/targets.ts';
-import { pickledFileProblem, WeightsError } from '../../engine/weights/safetensors.ts';
+import { pickledFileProblem } from '../../engine/weights/safetensors.ts';
 import { type CheckOutcome, checkLora, hashFile, type LoraCheck } from './check.ts';
 import { buildEntry, displayNameOf, type LoraEntry, type ScannedFile } from './entry.ts';
-import { readLoraHeader } from './header.ts';
+import { type HeaderOutcome, readHeaderOutcome } from './header.ts';
 import { assignNames, type NameClaim, slugify } from './names.ts';
 import { searchEntries } from './search.ts';
 import {
@@ -46,6 +46,13 @@ export interface LoraLibraryOptions {
    * second); default: in this thread, against `base`. Used only while a base is set.
    */
   checker?: (path: string) => Promise<CheckOutcome>;
+  /**
+   * Reads a LoRA's safetensors header, e.g. on another thread (a hostile header of tens of MB
+   * takes seconds to parse); default: in this thread.
+   */
+  headerReader?: (path: string) => Promise<HeaderOutcome>;
+  /** hears every warning, from the first scan on (a listener added after open() misses that scan's) */
+  onWarning?: (message: string) => void;
 }
 
 /** Names that appeared, disappeared or changed (file, sidecar, preview or check) since the last event. */
@@ -96,12 +103,16 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   private debounce: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private closed = false;
+  /** files the last scan passed over (folders, pipes, dangling links), with why */
+  private skipped = new Map<string, string>();
+  /** file → the refusal last logged for it, so each is logged once */
+  private reported = new Map<string, string>();
 
   private constructor(
     readonly dir: string,
     private base: BaseWeights | undefined,
-    private readonly options: Required<Omit<LoraLibraryOptions, 'checker'>> &
-      Pick<LoraLibraryOptions, 'checker'>,
+    private readonly options: Required<Omit<LoraLibraryOptions, 'checker' | 'headerReader' | 'onWarning'>> &
+      Pick<LoraLibraryOptions, 'checker' | 'headerReader'>,
   ) {
     super();
   }
@@ -128,7 +139,9 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
       rescanIntervalMs: options.rescanIntervalMs ?? 60_000,
       maxAddBytes: options.maxAddBytes ?? 256 * MIB,
       checker: options.checker,
+      headerReader: options.headerReader,
     });
+    if (options.onWarning) library.on('warning', options.onWarning);
     await library.rescan();
     library.startWatching();
     return library;
@@ -151,6 +164,13 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
       .replace(/^<\s*|\s*>$/g, '')
       .toLowerCase();
     return this.byName.get(key) ?? this.byName.get(slugify(key));
+  }
+
+  /** A LoRA that is listed but cannot be used, with its reason (for /compose's answer). */
+  unusable(name: string): { name: string; reason: string } | undefined {
+    const entry = this.get(name);
+    if (entry?.check.state !== 'unusable') return undefined;
+    return { name: entry.name, reason: entry.check.reason };
   }
 
   /** Up to `max` names near a mistyped one, best first. */
@@ -393,24 +413,31 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   }
 
   private async scanOnce(): Promise<LibraryChange> {
-    let listing: string[];
+    let dirents: Dirent[];
     try {
-      listing = (await readdir(this.dir, { withFileTypes: true }))
-        .filter((d) => !d.name.startsWith('.') && (d.isFile() || d.isSymbolicLink()))
-        .map((d) => d.name);
+      dirents = (await readdir(this.dir, { withFileTypes: true })).filter((d) => !d.name.startsWith('.'));
     } catch (err) {
       // A passing error (a network share, say) must not empty the library.
       this.warn(`cannot read the LoRA folder (${fsCode(err)}); keeping the LoRAs listed before`);
       return { added: [], removed: [], changed: [] };
     }
+    const listing = dirents.filter((d) => d.isFile() || d.isSymbolicLink()).map((d) => d.name);
     const byLowerName = new Map(listing.map((n) => [n.toLowerCase(), n]));
     const next = new Map<string, ScannedFile>();
-    for (const file of listing) {
+    const skipped = new Map<string, string>();
+    for (const dirent of dirents) {
+      const file = dirent.name;
       const ext = extname(file).toLowerCase();
-      if (ext !== LORA_EXTENSION && !PICKLE_EXTENSIONS.has(ext)) continue;
+      const isLora = ext === LORA_EXTENSION || PICKLE_EXTENSIONS.has(ext);
+      if (!isLora && !dirent.isDirectory()) continue;
       const path = join(this.dir, file);
       const st = await stat(path).catch(() => undefined);
-      if (!st?.isFile()) continue;
+      if (!st?.isFile()) {
+        const why = notAFile(dirent, st);
+        if (isLora || st?.isDirectory()) skipped.set(file, why);
+        continue;
+      }
+      if (!isLora) continue;
       const stem = file.slice(0, -ext.length);
       const sidecarFiles = SIDECAR_SUFFIXES.map((s) => byLowerName.get(`${stem}${s}`.toLowerCase())).filter(
         (n) => n !== undefined,
@@ -447,6 +474,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     }
     if (this.closed) return { added: [], removed: [], changed: [] };
     this.scans = next;
+    this.skipped = skipped;
     const claims: NameClaim[] = [...next.values()].map((s) => ({
       file: s.file,
       wanted: slugify(displayNameOf(s)) || 'lora',
@@ -468,12 +496,10 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     const pickled = pickledFileProblem(scan.path);
     if (pickled) scan.problem = pickled;
     else {
-      try {
-        scan.header = readLoraHeader(scan.path);
-      } catch (err) {
-        scan.problem =
-          err instanceof WeightsError ? err.defect : `could not be read (${(err as Error).message})`;
-      }
+      const read = this.options.headerReader ?? ((path: string) => Promise.resolve(readHeaderOutcome(path)));
+      const outcome = await read(scan.path);
+      if ('header' in outcome) scan.header = outcome.header;
+      else scan.problem = outcome.problem;
     }
     // Read in reverse so the .json (first) overrides the .civitai.info fields.
     const merged: Sidecar = {};
@@ -577,7 +603,18 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     this.byName = new Map(entries.map((e) => [e.name, e]));
     this.usableNames = entries.filter((e) => e.usable).map((e) => e.name);
     this.versions = versions;
+    this.reportRefusals();
     return change;
+  }
+
+  /** Tells the operator once about each file that is not offered, and why. */
+  private reportRefusals(): void {
+    const refused = new Map(this.skipped);
+    for (const e of this.entries) if (e.check.state === 'unusable') refused.set(e.file, e.check.reason);
+    for (const [file, why] of refused) {
+      if (this.reported.get(file) !== why) this.warn(`LoRA folder: ${file} is not offered: ${why}`);
+    }
+    this.reported = refused;
   }
 
   private emitChange(change: LibraryChange): void {
@@ -587,6 +624,19 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   private warn(message: string): void {
     this.emit('warning', message);
   }
+}
+
+/** Why a directory entry with a LoRA's name (or a folder) is not read as a LoRA file. */
+function notAFile(dirent: Dirent, st: Stats | undefined): string {
+  if (!st)
+    return dirent.isSymbolicLink()
+      ? 'is a link to nothing (its target is gone)'
+      : 'disappeared while scanning';
+  const link = dirent.isSymbolicLink() ? 'is a link to ' : 'is ';
+  if (st.isDirectory())
+    return `${link}a folder; sub-folders are not read, so move its LoRA files into the LoRA folder itself`;
+  const kind = st.isFIFO() ? 'a named pipe (FIFO)' : st.isSocket() ? 'a socket' : 'a device';
+  return `${link}${kind}, not a file; put the LoRA file itself there`;
 }
 
 /** Moves `from` to `to` unless `to` exists (a hard link cannot overwrite); false on a clash. */

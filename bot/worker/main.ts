@@ -26,9 +26,8 @@ async function main(): Promise<void> {
   const library = await LoraLibrary.open(
     config.engine.loraDir,
     { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights },
-    { checker: checks.check },
+    { checker: checks.check, headerReader: checks.readHeader, onWarning: (m) => log.warn(m) },
   );
-  library.on('warning', (m) => log.warn(m));
   const engine = new EngineThread(engineOptions(config));
   const load = await engine.ready();
   log.info(

@@ -32,8 +32,8 @@ export function composeProcessor(
       const entry = library.get(name);
       if (!entry)
         throw new UserError(`the LoRA '${name}' is not in this worker's library; add it to LORA_DIR`);
-      if (!entry.usable)
-        throw new UserError(`the LoRA '${name}' cannot be used with this model (see /lora ${name})`);
+      if (entry.check.state === 'unusable')
+        throw new UserError(`the LoRA '${name}' cannot be used: ${entry.check.reason} (see /lora ${name})`);
       const want = loraHashes?.[name];
       if (want && entry.sha256 && want !== entry.sha256) {
         throw new UserError(

@@ -5,6 +5,7 @@ import type { ComposeRequest, TextSpan } from './request.ts';
 
 export type ComposeErrorCode =
   | 'unterminated-quote'
+  | 'stray-quote'
   | 'unterminated-lora'
   | 'empty-lora'
   | 'missing-subject'
@@ -20,7 +21,10 @@ export type ComposeErrorCode =
   | 'duplicate-option'
   | 'missing-option-value'
   | 'bad-option-value'
-  | 'unknown-lora';
+  | 'unknown-lora'
+  | 'unusable-lora'
+  | 'no-binding'
+  | 'beyond-token-limit';
 
 export interface ComposeError {
   code: ComposeErrorCode;
@@ -48,7 +52,13 @@ export interface ComposeSource {
 }
 
 export type ParseResult =
-  | { ok: true; request: ComposeRequest; source: ComposeSource }
+  | {
+      ok: true;
+      request: ComposeRequest;
+      source: ComposeSource;
+      /** LoRA names that matched only with case, `_`, `-` and spaces folded (resolveLoras) */
+      renamed?: { typed: string; lora: string }[];
+    }
   | { ok: false; error: ComposeError };
 
 export type ParseSuccess = Extract<ParseResult, { ok: true }>;

@@ -41,7 +41,9 @@ export function helpReply(settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS):
           name: 'Bind subjects',
           value:
             `${example(COMPOSE_EXAMPLES.list, settings)}\n${example(COMPOSE_EXAMPLES.three, settings)}\n` +
-            'Bindings at the start become a list with “a”/“an”. The brackets are optional: `cat:tabby`.',
+            'Bindings at the start become a list with “a”/“an”. Between two letters the brackets are ' +
+            'optional (`cat:tabby`); anything else with a colon, like `10:30` or `16:9`, is prompt text. ' +
+            'When in doubt, quote it: `"note:this"`.',
         },
         {
           name: 'Your own sentence',
@@ -56,7 +58,7 @@ export function helpReply(settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS):
         },
         {
           name: 'Options',
-          value: `${options}\nWrite \`--seed 42\` or \`--seed=42\`.`,
+          value: `${options}\nWrite \`--seed 42\` or \`--seed=42\`; a phone's — works as --.`,
         },
         { name: 'With options', value: example(COMPOSE_EXAMPLES.options, settings) },
       ],

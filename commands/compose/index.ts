@@ -1,6 +1,7 @@
 // The /compose language: parse, check against the catalog, format, tweak, explain.
 
 export { closestNames, completeName, editDistance } from './closest.ts';
+export { compositionProblem } from './composable.ts';
 export {
   applySuggestion,
   type BindingSource,
@@ -17,6 +18,6 @@ export { COMPOSE_OPTIONS, type ComposeOption } from './options.ts';
 export { parseCompose } from './parse.ts';
 export { indefiniteArticle, subjectList } from './prompt.ts';
 export * from './request.ts';
-export { type LoraCatalog, loraCatalog, resolveLoras } from './resolve.ts';
+export { foldLoraName, type LoraCatalog, type LoraRename, loraCatalog, resolveLoras } from './resolve.ts';
 export { type ComposeTweak, type TweakError, type TweakResult, tweakRequest } from './tweak.ts';
-export { NO_STYLE_VALUE, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';
+export { NO_STYLE_VALUE, tweakChoices, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';

@@ -42,10 +42,13 @@ export type Token = WordToken | BindingToken | OptionToken;
 export type LexResult = { ok: true; tokens: Token[] } | { ok: false; error: ComposeError };
 
 const QUOTES = new Set(['"', '“', '”']);
+// "--" as typed, or what phone keyboards make of it (em dash, en dash, minus sign, …).
+const OPTION_DASHES = /(?:--|[‐‑‒–—―−]-?|-[‐‑‒–—―−])(?=\p{L})/uy;
 const WHITESPACE = /\s/;
 const COMMAND_NAME = /^\s*\/compose(?=\s|$)/i;
 const BARE_SUBJECT = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_'’-]*/uy;
-const LORA_START = /[<\p{L}\p{N}_]/u;
+// A bare `subject:lora` binds only between letters, so times and ratios (10:30, 16:9) stay text.
+const BARE_BINDING_START = /\p{L}/u;
 const BARE_LORA = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_.-]*/uy;
 // A digit must follow a decimal point, so the full stop in "cat:<tabby>@1." stays in the prompt.
 const WEIGHT = /(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?/y;
@@ -94,6 +97,20 @@ function spaceBeforeGluedBinding(text: string): string | null {
   while (start > 0 && SUBJECT_CHAR.test(text[start - 1])) start--;
   if (start === 0 || start === colon) return null;
   return `${text.slice(0, start)} ${text.slice(start)}`;
+}
+
+/** A quote inside a word (`c"`, or `"a "b`): the text cannot be read cleanly, so say where. */
+function strayQuote(input: string, from: number, to: number): ComposeError | undefined {
+  for (let i = from; i < to; i++) {
+    if (!QUOTES.has(input[i])) continue;
+    return composeError(
+      'stray-quote',
+      'this quote sits inside a word, so where the quoted text starts and ends is unclear: ' +
+        'quote whole words ("like this"), and write a quote inside quoted text as \\"',
+      { start: i, end: i + 1 },
+    );
+  }
+  return undefined;
 }
 
 type Step<T> = { ok: true; value: T; end: number } | { ok: false; error: ComposeError };
@@ -196,14 +213,30 @@ function readBinding(
         ),
       };
     }
+    const after = i + 1 + text.length;
+    // "@.5.5" or "@1.2x": a number that goes on is not a weight plus prompt text.
+    if (/[\p{L}\p{N}_]/u.test(charAt(input, after)) || /^\.[\d.]/.test(input.slice(after, after + 2))) {
+      const end = chunkEnd(input, i);
+      return {
+        ok: false,
+        error: composeError(
+          'bad-weight',
+          `'${input.slice(i, end)}' is not a weight: write one number after @, e.g. ${input.slice(start, i)}@0.8`,
+          { start: i, end },
+          `@${text}`,
+        ),
+      };
+    }
     weight = Number(text);
-    weightSpan = { start: i, end: i + 1 + text.length };
+    weightSpan = { start: i, end: after };
     i = weightSpan.end;
   }
 
   const end = chunkEnd(input, i);
   const tail = input.slice(i, end);
   const bindingText = input.slice(start, i);
+  const quote = strayQuote(input, i, end);
+  if (quote) return { ok: false, error: quote };
   if (tail !== '' && (!TAIL_START.has(tail[0]) || tail.includes(':<'))) {
     const fixed = TAIL_START.has(tail[0]) ? spaceBeforeGluedBinding(tail) : ` ${tail}`;
     return {
@@ -234,13 +267,13 @@ function readBinding(
   };
 }
 
-function readOption(input: string, start: number): Step<OptionToken> {
+function readOption(input: string, start: number, dashes: number): Step<OptionToken> {
   const end = chunkEnd(input, start);
   const eq = input.indexOf('=', start);
   const nameEnd = eq !== -1 && eq < end ? eq : end;
   const token: OptionToken = {
     kind: 'option',
-    name: input.slice(start + 2, nameEnd),
+    name: input.slice(start + dashes, nameEnd),
     span: { start, end: nameEnd },
     value: null,
   };
@@ -250,6 +283,8 @@ function readOption(input: string, start: number): Step<OptionToken> {
     const quoted = readQuoted(input, valueStart);
     if (!quoted.ok) return quoted;
     const valueEnd = chunkEnd(input, quoted.end);
+    const quote = strayQuote(input, quoted.end, valueEnd);
+    if (quote) return { ok: false, error: quote };
     token.value = {
       kind: 'word',
       text: collapseWhitespace(quoted.value) + input.slice(quoted.end, valueEnd),
@@ -258,6 +293,8 @@ function readOption(input: string, start: number): Step<OptionToken> {
     };
     return { ok: true, value: token, end: valueEnd };
   }
+  const quote = strayQuote(input, valueStart, end);
+  if (quote) return { ok: false, error: quote };
   token.value = {
     kind: 'word',
     text: input.slice(valueStart, end),
@@ -274,7 +311,10 @@ function readChunk(input: string, start: number): Step<Token> {
     if (!quoted.ok) return quoted;
     const text = collapseWhitespace(quoted.value);
     const after = quoted.end;
-    if (input[after] === ':' && LORA_START.test(charAt(input, after + 1))) {
+    if (
+      input[after] === ':' &&
+      (input[after + 1] === '<' || BARE_BINDING_START.test(charAt(input, after + 1)))
+    ) {
       const subjectSpan = { start, end: after };
       if (text === '') {
         return {
@@ -288,25 +328,32 @@ function readChunk(input: string, start: number): Step<Token> {
       return readBinding(input, start, text, true, subjectSpan, after);
     }
     const end = chunkEnd(input, after);
+    const quote = strayQuote(input, after, end);
+    if (quote) return { ok: false, error: quote };
     return {
       ok: true,
       value: { kind: 'word', text: text + input.slice(after, end), quoted: true, span: { start, end } },
       end,
     };
   }
-  if (input.startsWith('--', start) && /\p{L}/u.test(input[start + 2] ?? '')) return readOption(input, start);
+  const dashes = matchAt(OPTION_DASHES, input, start);
+  if (dashes !== null) return readOption(input, start, dashes.length);
 
   const subject = matchAt(BARE_SUBJECT, input, start);
   if (subject !== null) {
     const colon = start + subject.length;
-    if (input[colon] === ':' && LORA_START.test(charAt(input, colon + 1))) {
+    const next = charAt(input, colon + 1);
+    const bare = BARE_BINDING_START.test(charAt(subject, 0)) && BARE_BINDING_START.test(next);
+    if (input[colon] === ':' && (next === '<' || bare)) {
       return readBinding(input, start, subject, false, { start, end: colon }, colon);
     }
   }
 
   const end = chunkEnd(input, start);
   const text = input.slice(start, end);
-  if (c === ':' && LORA_START.test(charAt(input, start + 1))) {
+  const quote = strayQuote(input, start, end);
+  if (quote) return { ok: false, error: quote };
+  if (c === ':' && input[start + 1] === '<') {
     return {
       ok: false,
       error: composeError(

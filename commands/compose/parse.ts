@@ -99,6 +99,52 @@ function optionValue(
   };
 }
 
+const SIZE_SEPARATOR = /^[x×X*]$/;
+
+/**
+ * `--size 256 x 256` (or `256 x256`, `256x 256`) spread over several words: one size, never
+ * words left in the prompt. A size that starts to spread but cannot be read is refused.
+ */
+function spreadSize(
+  value: WordToken,
+  tokens: readonly (PromptItem | OptionToken)[],
+  next: number,
+): { value: WordToken; next: number } | { error: ComposeError } {
+  const word = (k: number) => {
+    const w = tokens[k];
+    return w?.kind === 'word' && !w.quoted ? w : undefined;
+  };
+  const [w1, w2] = [word(next), word(next + 1)];
+  const joined = (parts: WordToken[]): { value: WordToken; next: number } => ({
+    value: {
+      kind: 'word',
+      text: parts.map((p) => p.text).join(''),
+      quoted: false,
+      span: { start: parts[0].span.start, end: parts[parts.length - 1].span.end },
+    },
+    next: next + parts.length - 1,
+  });
+  const digits = (w: WordToken | undefined) => w !== undefined && /^\d+$/.test(w.text);
+  if (digits(value) && w1 && /^[x×X*]\d+$/.test(w1.text)) return joined([value, w1]);
+  if (digits(value) && w1 && SIZE_SEPARATOR.test(w1.text) && digits(w2)) return joined([value, w1, w2!]);
+  if (/^\d+[x×X*]$/.test(value.text) && digits(w1)) return joined([value, w1!]);
+  const dangling = /^\d+[x×X*]$/.test(value.text)
+    ? value
+    : digits(value) && w1 && /^[x×X*](\d|$)/.test(w1.text)
+      ? w1
+      : undefined;
+  if (dangling) {
+    return {
+      error: composeError(
+        'bad-option-value',
+        '--size is width x height with nothing else between, e.g. --size 512x768',
+        { start: value.span.start, end: dangling.span.end },
+      ),
+    };
+  }
+  return { value, next };
+}
+
 export function parseCompose(
   input: string,
   settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS,
@@ -124,13 +170,14 @@ export function parseCompose(
       const option = findOption(token.name);
       if (option === undefined) {
         const near = closestOptions(token.name);
-        const written = `--${token.name}`;
+        const written = input.slice(token.span.start, token.span.end);
+        const asText = `; if ${written} is prompt text, quote it: "${written}"`;
         return fail(
           composeError(
             'unknown-option',
             near.length > 0
               ? `unknown option ${written} — did you mean ${near.map((n) => `--${n}`).join(' or ')}?`
-              : `unknown option ${written}: see /compose help for the options`,
+              : `unknown option ${written}: see /compose help for the options${asText}`,
             token.span,
             near.length > 0 ? `--${near[0]}` : undefined,
           ),
@@ -146,7 +193,12 @@ export function parseCompose(
           ),
         );
       }
-      const { value, next } = optionValue(option, token, tokens, t);
+      let { value, next } = optionValue(option, token, tokens, t);
+      if (option.name === 'size' && value !== null && !value.quoted) {
+        const spread = spreadSize(value, tokens, next);
+        if ('error' in spread) return fail(spread.error);
+        ({ value, next } = spread);
+      }
       const earlier = seenOptions.get(option);
       if (earlier !== undefined) {
         const message =

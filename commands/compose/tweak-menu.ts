@@ -41,7 +41,32 @@ export function tweakSlotRow(jobId: string, request: ComposeRequest): ReplyRow {
   };
 }
 
-/** The LoRAs `slot` can switch to, one page at a time; the current one is marked. */
+/**
+ * What `slot` can switch to: LoRAs no other slot of the request uses (each LoRA draws one
+ * subject), the current one included, and dropping the style while something else stays bound.
+ */
+export function tweakChoices(
+  slot: TweakSlot,
+  request: ComposeRequest,
+  loraNames: readonly string[],
+): string[] {
+  const others = new Set(
+    [
+      ...request.bindings.filter((_, i) => i !== slot).map((b) => b.lora),
+      ...(slot === 'style' ? [] : [request.style?.lora]),
+    ]
+      .filter((n) => n !== undefined)
+      .map((n) => n.toLowerCase()),
+  );
+  // A name longer than a select value can hold cannot be offered; /compose still takes it.
+  const offered = loraNames.filter(
+    (n) => n.length <= REPLY_LIMITS.optionValue && !others.has(n.toLowerCase()),
+  );
+  const canDropStyle = request.bindings.length > 0 || request.method === 'none';
+  return slot === 'style' && request.style !== null && canDropStyle ? [NO_STYLE_VALUE, ...offered] : offered;
+}
+
+/** The LoRAs `slot` can switch to (tweakChoices), one page at a time; the current one is marked. */
 export function tweakLoraRow(
   jobId: string,
   slot: TweakSlot,
@@ -50,10 +75,7 @@ export function tweakLoraRow(
   page: number,
 ): ReplyRow {
   const current = slot === 'style' ? request.style?.lora : request.bindings[slot]?.lora;
-  // A name longer than a select value can hold cannot be offered; /compose still takes it.
-  const offered = loraNames.filter((n) => n.length <= REPLY_LIMITS.optionValue);
-  const choices = slot === 'style' && current !== undefined ? [NO_STYLE_VALUE, ...offered] : offered;
-  const { items, page: at, pageCount } = pageOf(choices, page);
+  const { items, page: at, pageCount } = pageOf(tweakChoices(slot, request, loraNames), page);
   const id = (p: number) => encodeActionId({ kind: 'tweak', jobId, slot, page: p });
   const subject = slot === 'style' ? 'the style' : (request.bindings[slot]?.subject ?? 'this subject');
   return {

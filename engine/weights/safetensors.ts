@@ -48,8 +48,8 @@ export function isFloatDType(dtype: SafetensorsDType): boolean {
   return FLOAT_DTYPES.has(dtype);
 }
 
-/** Real headers are a few hundred kB; anything near this is a wrong or hostile file. */
-export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** The reference implementation's limit; real headers are a few hundred kB. */
+export const MAX_HEADER_BYTES = 100_000_000;
 
 export interface TensorInfo {
   dtype: SafetensorsDType;
@@ -247,16 +247,21 @@ function parseHeader(
   }
   if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5)
     fail(`is a pickle file, not safetensors; ${PICKLE_HINT}`);
-  const headerLength = Number(new DataView(head.buffer).getBigUint64(0, true));
-  if (headerLength > MAX_HEADER_BYTES) {
+  const declared = new DataView(head.buffer).getBigUint64(0, true);
+  if (declared > BigInt(MAX_HEADER_BYTES)) {
     fail(
-      `declares a ${headerLength}-byte header (limit ${MAX_HEADER_BYTES}); it is not a safetensors file or is corrupt`,
+      `declares a header of ${byteCount(declared)}, over the format's limit of ${byteCount(MAX_HEADER_BYTES)}; ` +
+        'it is not a safetensors file or is corrupt',
     );
   }
-  if (headerLength < 2) fail('declares an empty header; the file is corrupt');
+  const headerLength = Number(declared);
+  if (headerLength === 0) fail('declares an empty header (0 bytes); the file is corrupt');
+  if (headerLength === 1) {
+    fail('declares a 1-byte header, too short for the JSON object a header is ({…}); the file is corrupt');
+  }
   if (8 + headerLength > size) {
     fail(
-      `is truncated: its header needs ${8 + headerLength} bytes but the file has ${size}; download it again`,
+      `is truncated: its header needs ${byteCount(8 + headerLength)} but the file has ${byteCount(size)}; download it again`,
     );
   }
   const headerBytes = new Uint8Array(headerLength);
@@ -275,10 +280,15 @@ function parseHeader(
   const rawMeta = record.__metadata__;
   if (rawMeta !== undefined) {
     if (!isRecord(rawMeta)) fail('has a __metadata__ entry that is not an object of strings');
-    // The format asks for strings; some writers store numbers or objects, kept here as JSON text.
+    // The format says string → string, and the reference refuses anything else.
     for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
-      if (k === '__proto__') continue;
-      metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      if (typeof v !== 'string') {
+        fail(
+          `has __metadata__ '${k}' holding ${jsonKind(v)}, but metadata values must be text; ` +
+            'the writer broke the format, so the file is refused',
+        );
+      }
+      if (k !== '__proto__') metadata[k] = v as string;
     }
   }
 
@@ -320,17 +330,63 @@ function parseHeader(
     entries.set(name, { dtype: dt, shape: dims, byteLength, offset: dataStart + begin, range: [begin, end] });
   }
 
-  const byStart = [...entries]
-    .filter(([, e]) => e.byteLength > 0)
-    .sort((a, b) => a[1].range[0] - b[1].range[0]);
-  for (let i = 1; i < byStart.length; i++) {
-    const [prevName, prev] = byStart[i - 1];
-    const [name, e] = byStart[i];
-    if (e.range[0] < prev.range[1]) {
-      fail(`tensors '${prevName}' and '${name}' overlap in the data section; the file is corrupt`);
-    }
-  }
+  checkCoverage(entries, dataSize, fail);
   return { metadata, entries };
+}
+
+/**
+ * The reference's layout rule: sorted by offsets, tensors cover the data section exactly,
+ * with no gap, no overlap and no byte after the last (a zero-size tensor sits between others).
+ */
+function checkCoverage(entries: Map<string, Entry>, dataSize: number, fail: (defect: string) => never): void {
+  const ordered = [...entries].sort(
+    ([an, a], [bn, b]) => a.range[0] - b.range[0] || a.range[1] - b.range[1] || (an < bn ? -1 : 1),
+  );
+  let covered = 0;
+  let previous: [string, Entry] | undefined;
+  for (const [name, e] of ordered) {
+    const [begin, end] = e.range;
+    if (begin < covered && previous) {
+      const [prevName, prev] = previous;
+      fail(
+        `tensors '${prevName}' (bytes ${prev.range[0]}–${prev.range[1]}) and '${name}' (bytes ${begin}–${end}) ` +
+          'overlap in the data section; the file is corrupt',
+      );
+    }
+    if (begin > covered) {
+      fail(
+        `has ${byteCount(begin - covered)} that belong to no tensor before tensor '${name}' (bytes ${begin}–${end}); ` +
+          'the data section must be covered exactly, so the file is corrupt or hides other content',
+      );
+    }
+    covered = end;
+    previous = [name, e];
+  }
+  if (covered < dataSize) {
+    fail(
+      `has ${byteCount(dataSize - covered)} after its last tensor; the data section must end with the last tensor, ` +
+        'so the file is corrupt or hides other content',
+    );
+  }
+}
+
+/** "12,345 bytes", with the binary size beside large counts ("… bytes (16 EiB)"). */
+export function byteCount(n: number | bigint): string {
+  const exact = `${BigInt(n).toLocaleString('en-US')} ${n === 1 || n === 1n ? 'byte' : 'bytes'}`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let size = Number(n);
+  let unit = -1;
+  while (size >= 1024 && unit < units.length - 1) {
+    size /= 1024;
+    unit++;
+  }
+  return unit < 1 ? exact : `${exact} (${size.toFixed(size < 10 ? 1 : 0)} ${units[unit]})`;
+}
+
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value} (${JSON.stringify(value)})`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

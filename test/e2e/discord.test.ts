@@ -413,9 +413,9 @@ describe('Discord adapter against a stand-in of Discord', { timeout: 4 * MIN }, 
     const loraSelect = picker.body.data.components[0].components[0];
     assert.deepEqual(
       loraSelect.options.map((o: { value: string; default?: boolean }) => [o.value, o.default ?? false]),
+      // plush draws the penguin, so the cat is not offered it
       [
         ['corgi', false],
-        ['plush', false],
         ['tabby', true],
       ],
     );

@@ -698,13 +698,11 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       const picker = menu.locator('select[aria-label="New LoRA for cat"]');
       await picker.waitFor();
       assert.equal(await picker.inputValue(), 'tabby');
-      const messages = await page.locator('article.bot').count();
-      // plush already draws the penguin: a user error, in a new message, and no job.
-      const jobs = await jobMessages(page).count();
-      await picker.selectOption('plush');
-      await page.locator('article.bot').nth(messages).waitFor();
-      assert.match(await text(page.locator('article.bot').last()), /plush/);
-      assert.equal(await jobMessages(page).count(), jobs);
+      // plush already draws the penguin, so the cat is offered only what it can take.
+      const values = await picker
+        .locator('option:not([disabled])')
+        .evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value));
+      assert.deepEqual(values, ['tabby']);
     });
 
     it('cancels a long job from its message', async (t) => {

@@ -120,6 +120,30 @@ describe('bindings become a prompt', () => {
     assert.equal(parsed('note: a cat:<t> https://x').prompt, 'note: a cat https://x');
   });
 
+  it('times and ratios are prompt text; a bare binding needs letters on both sides of the colon', () => {
+    for (const text of [
+      'a clock showing 10:30 on a wall',
+      'ratio 16:9 poster',
+      'at 9:tabby',
+      'x2:3',
+      '2x:tabby',
+    ]) {
+      const r = parsed(text);
+      assert.equal(r.prompt, text);
+      assert.deepEqual(r.bindings, []);
+    }
+    const r = parsed('a clock showing 10:30 near a cat:<tabby>');
+    assert.equal(r.prompt, 'a clock showing 10:30 near a cat');
+    assert.deepEqual(
+      r.bindings.map((b) => [b.subject, b.lora]),
+      [['cat', 'tabby']],
+    );
+    assert.deepEqual(
+      parsed('10:<tabby> cats').bindings.map((b) => b.lora),
+      ['tabby'],
+    );
+  });
+
   it('a leading /compose is the command name, not prompt', () => {
     assert.equal(parsed('/compose cat:<t> here').prompt, 'a cat here');
   });
@@ -158,6 +182,28 @@ describe('options', () => {
     const r = parsed('cat:<t> x --neg blurry, low quality --seed 3');
     assert.equal(r.negativePrompt, 'blurry, low quality');
     assert.equal(r.seed, 3);
+  });
+
+  it('dash look-alikes from phone keyboards start options as -- does', () => {
+    for (const dash of ['—', '–', '−', '—-', '-–']) {
+      const r = parsed(`cat:<t> x ${dash}steps 4 ${dash}seed=7 ${dash}masks`);
+      assert.equal(r.prompt, 'a cat x');
+      assert.deepEqual([r.steps, r.seed, r.masks], [4, 7, true], dash);
+    }
+    // A plain hyphen or a dash before a non-letter stays text.
+    assert.equal(parsed('cat:<t> x -steps — 4').prompt, 'a cat x -steps — 4');
+  });
+
+  it('--size spread over words is one size, never words left in the prompt', () => {
+    for (const size of ['256 x 256', '256 x256', '256x 256', '256 × 384', '256 X 384']) {
+      const r = parsed(`cat:<t> x --size ${size} poster`);
+      assert.equal(r.prompt, 'a cat x poster', size);
+      assert.equal(r.width, 256);
+      assert.equal(r.height, size.endsWith('384') ? 384 : 256);
+    }
+    const eq = parsed('cat:<t> x --size=256 x 320');
+    assert.deepEqual([eq.width, eq.height, eq.prompt], [256, 320, 'a cat x']);
+    assert.equal(parsed('cat:<t> x --size 256 xylophone').prompt, 'a cat x xylophone');
   });
 
   it('options may come first; --size N means a square; dpm++ spellings work', () => {
@@ -212,6 +258,18 @@ describe('errors say where and what to do', () => {
     ['cat:<t> --sampler eulr', 'bad-option-value', 'eulr', 'euler'],
     ['cat:<t> --method clroa', 'bad-option-value', 'clroa', 'clora'],
     ['cat:<t> --masks=yes', 'bad-option-value', '--masks=yes', '--masks'],
+    // Nothing that cannot be read cleanly is kept as prompt text.
+    ['cat:<tabby>@.5.5 x', 'bad-weight', '@.5.5', '@.5'],
+    ['cat:<tabby>@1.2.3 x', 'bad-weight', '@1.2.3', '@1.2'],
+    ['cat:<tabby>@0.8x y', 'bad-weight', '@0.8x', '@0.8'],
+    ['cat:<t> x --size 256 x', 'bad-option-value', '256 x', undefined],
+    ['cat:<t> x --size 256 x wide', 'bad-option-value', '256 x', undefined],
+    ['cat:<t> x --size 256x pixels', 'bad-option-value', '256x', undefined],
+    ['cat:<t> x --neg "a "b" c"', 'stray-quote', '"', undefined],
+    ['cat:<t> say c" x', 'stray-quote', '"', undefined],
+    ['cat:<t> "red"" x', 'stray-quote', '"', undefined],
+    ['cat:<t>" x', 'stray-quote', '"', undefined],
+    ['cat:<t> x —sleeping', 'unknown-option', '—sleeping', undefined],
   ];
   for (const [input, code, atSpan, suggestion] of cases) {
     it(`${code}: ${input}`, () => {
@@ -222,6 +280,18 @@ describe('errors say where and what to do', () => {
       assert.ok(error.message.length > 10);
     });
   }
+
+  it('a stray quote is pointed at where it sits, not where the quoted text began', () => {
+    const input = 'cat:<t> x --neg "a "b" c"';
+    const error = failed(parseCompose(input));
+    assert.equal(error.span.start, input.indexOf('b"') + 1);
+    assert.match(error.message, /write a quote inside quoted text as \\"/);
+    assert.equal(parsed('cat:<t> x --neg "a \\"b\\" c"').negativePrompt, 'a "b" c');
+  });
+
+  it('an unknown option written with a look-alike dash says how to keep it as text', () => {
+    assert.match(failed(parseCompose('cat:<t> x —sleeping')).message, /quote it: "—sleeping"/);
+  });
 
   it('the size message states the rule', () => {
     const error = failed(parseCompose('cat:<t> --size 500x700'));
@@ -291,7 +361,7 @@ describe('formatCompose', () => {
     assert.equal(r.negativePrompt, 'say "no"');
     assert.equal(
       formatCompose(r),
-      '"red panda":<rp> on a "16:9" poster style:<wc>@0.6 --neg "say \\"no\\"" --masks',
+      '"red panda":<rp> on a 16:9 poster style:<wc>@0.6 --neg "say \\"no\\"" --masks',
     );
     const s = parsed('the cat:<a> dog:<b> asleep');
     assert.equal(formatCompose(s), 'the cat:<a> and a dog:<b> asleep');

@@ -55,10 +55,13 @@ const subjectText = fc.oneof(
 
 const loraName = phrase(2).filter((n) => !/[<>"“”]/.test(n));
 
-/** Punctuation glued to a subject in the prompt, as `cat:<t>,` leaves it. */
+/**
+ * Punctuation glued to a subject in the prompt, as `cat:<t>,` leaves it. A quote is never
+ * glued (a stray quote is refused), and '.5' only follows weight 1 (`@0.8.5` is refused).
+ */
 const tail = fc.oneof(
   { weight: 3, arbitrary: fc.constant('') },
-  { weight: 1, arbitrary: fc.constantFrom(',', '.', "'s", '!', '…', ').', ':', '.5', '-ish', '"') },
+  { weight: 1, arbitrary: fc.constantFrom(',', '.', "'s", '!', '…', ').', ':', '.5', '-ish') },
 );
 
 const weight = fc.oneof(
@@ -120,6 +123,7 @@ function requestArbitrary(settings: ComposeSettings): fc.Arbitrary<ComposeReques
   });
   return fc.tuple(plan, options).map(([p, o]) => {
     const n = p.subjects.length;
+    p.tails = p.tails.map((t, i) => (p.weights[i] !== 1 && /^\.\d/.test(t) ? '.' : t));
     const bindings: LoraBinding[] = [];
     let prompt = '';
     const put = (text: string) => {
@@ -263,7 +267,10 @@ describe('formatCompose round-trips', () => {
     fc.assert(
       fc.property(pick, ([request, i, w, lora]) => {
         fc.pre(request.bindings.length > 0);
-        const subject = request.bindings[i % request.bindings.length].subject;
+        const chosen = request.bindings[i % request.bindings.length];
+        const subject = chosen.subject;
+        // A weight before '.5' in the prompt cannot be written (`@0.8.5` is refused as unreadable).
+        fc.pre(w === 1 || !/^\.\d/.test(request.prompt.slice(chosen.span.end)));
         for (const tweak of [
           { kind: 'weight', subject, weight: w } as const,
           { kind: 'swap-lora', subject, lora } as const,
@@ -317,6 +324,50 @@ describe('the parser never throws', () => {
         assertWellFormed(input, parseCompose(input));
       }),
       { numRuns: RUNS * 3 },
+    );
+  });
+});
+
+describe('no input is silently reinterpreted', () => {
+  const dash = fc.constantFrom('—', '–', '−', '—-', '-–');
+
+  it('options written with a look-alike dash read exactly as with --', () => {
+    // Without quotes, where "--x" is text either way.
+    const unquoted = commandFragment.filter((f) => !/["“”]/.test(f));
+    const fragments = fc.array(fc.tuple(unquoted, fc.constantFrom(' ', '  ', '\n')), { maxLength: 12 });
+    fc.assert(
+      fc.property(fragments, dash, (parts, look) => {
+        const text = (swap: boolean) =>
+          parts.map(([f, sep]) => (swap && /^--\p{L}/u.test(f) ? look + f.slice(2) : f) + sep).join('');
+        const plain = parseCompose(text(false));
+        const phone = parseCompose(text(true));
+        assert.equal(phone.ok, plain.ok, `${text(true)}`);
+        if (plain.ok && phone.ok) assert.deepStrictEqual(phone.request, plain.request, text(true));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('numbers around a colon (times, ratios) stay prompt text and never bind', () => {
+    const numberPair = fc
+      .tuple(fc.nat(9999), fc.nat(9999), fc.constantFrom('', 'pm', 'am', ',', '.'))
+      .map(([a, b, end]) => `${a}:${b}${end}`);
+    const plainWords = fc
+      .array(fc.constantFrom('a', 'clock', 'at', 'ratio', 'poster', 'Two', 'and'), { maxLength: 3 })
+      .map((w) => w.join(' '));
+    fc.assert(
+      fc.property(plainWords, numberPair, plainWords, (before, pair, after) => {
+        const input = `cat:<tabby> ${before} ${pair} ${after}`;
+        const r = parseCompose(input);
+        assert.ok(r.ok, `${input}: ${r.ok ? '' : r.error.message}`);
+        assert.deepEqual(
+          r.request.bindings.map((b) => b.lora),
+          ['tabby'],
+          input,
+        );
+        assert.ok(r.request.prompt.includes(pair), `${input} → ${r.request.prompt}`);
+      }),
+      { numRuns: RUNS },
     );
   });
 });

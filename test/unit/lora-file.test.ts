@@ -431,7 +431,7 @@ describe('readLora refuses', () => {
     );
     refuses(
       raw('overlap.safetensors', { a: entry('F32', [2], [0, 8]), b: entry('F32', [2], [4, 12]) }, 12),
-      /'a' and 'b' overlap/,
+      /'a' \(bytes 0–8\) and 'b' \(bytes 4–12\) overlap/,
     );
     refuses(raw('dtype.safetensors', { a: entry('Q4', [2], [0, 1]) }, 1), /unknown dtype "Q4"/);
   });

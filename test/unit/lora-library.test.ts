@@ -3,6 +3,7 @@
 // unusable files with their reasons, and the /loras and /lora replies.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -11,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -519,6 +521,49 @@ describe('unusable files', () => {
       'a typo gets the closest name',
     );
     assert.ok(!parse('cat:<xl> in a house').ok, 'an unusable LoRA does not resolve');
+  });
+});
+
+describe('refused files are logged for the operator', () => {
+  it('once each, with the reason: pipes, folders, dangling links, non-safetensors, broken files', async () => {
+    const dir = folder(FIXTURES[0]);
+    execFileSync('mkfifo', [join(dir, 'pipe.safetensors')]);
+    mkdirSync(join(dir, 'boxed.safetensors'));
+    mkdirSync(join(dir, 'more-loras'));
+    symlinkSync(join(dir, 'nowhere.safetensors'), join(dir, 'gone.safetensors'));
+    symlinkSync(join(dir, 'more-loras'), join(dir, 'linked.safetensors'));
+    writeFileSync(join(dir, 'garbage.safetensors'), 'definitely not safetensors');
+    writeFileSync(join(dir, 'cut.safetensors'), tinyLora().subarray(0, 100));
+    writeFileSync(join(dir, 'notes.txt'), 'not a LoRA and not claimed to be one');
+    const warnings: string[] = [];
+    const lib = await library(dir, { onWarning: (m) => warnings.push(m) });
+    await lib.settled();
+    await lib.rescan();
+    await lib.rescan();
+    const expected: Record<string, RegExp> = {
+      'pipe.safetensors': /is a named pipe \(FIFO\), not a file/,
+      'boxed.safetensors': /is a folder; sub-folders are not read/,
+      'more-loras': /is a folder; sub-folders are not read/,
+      'gone.safetensors': /is a link to nothing/,
+      'linked.safetensors': /is a link to a folder/,
+      'garbage.safetensors': /not safetensors|corrupt/,
+      'cut.safetensors': /truncated/,
+    };
+    for (const [file, why] of Object.entries(expected)) {
+      const lines = warnings.filter((w) => w.includes(` ${file} `));
+      assert.equal(lines.length, 1, `${file} logged once: ${JSON.stringify(warnings)}`);
+      assert.match(lines[0], why);
+    }
+    assert.equal(warnings.length, Object.keys(expected).length, JSON.stringify(warnings));
+    assert.deepEqual(lib.names(), ['lora-i-kohya-unet-te']);
+
+    // Fixed, then broken again: logged again.
+    writeFileSync(join(dir, 'cut.safetensors'), tinyLora());
+    await lib.rescan();
+    await lib.settled();
+    writeFileSync(join(dir, 'cut.safetensors'), 'broken again');
+    await lib.rescan();
+    assert.equal(warnings.filter((w) => w.includes(' cut.safetensors ')).length, 2);
   });
 });
 

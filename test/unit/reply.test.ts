@@ -20,6 +20,7 @@ import {
   helpReply,
   NO_STYLE_VALUE,
   parseCompose,
+  tweakChoices,
   tweakFromChoice,
   tweakLoraRow,
   tweakRequest,
@@ -315,6 +316,27 @@ describe('tweak selects', () => {
         [],
       );
     }
+  });
+
+  it('offers only valid choices: never a LoRA another subject or the style already uses', () => {
+    const all = ['tabby', 'plush', 'wc', 'ink', 'PLUSH-2'];
+    assert.deepEqual(tweakChoices(0, request, all), ['tabby', 'ink', 'PLUSH-2']);
+    assert.deepEqual(tweakChoices(1, request, all), ['plush', 'ink', 'PLUSH-2']);
+    assert.deepEqual(tweakChoices('style', request, all), [NO_STYLE_VALUE, 'wc', 'ink', 'PLUSH-2']);
+    // Every offered choice is a tweak that works.
+    for (const slot of [0, 1, 'style'] as const) {
+      for (const value of tweakChoices(slot, request, all)) {
+        const tweak = tweakFromChoice(request, slot, value);
+        assert.ok(tweak && tweakRequest(request, tweak).ok, `${slot} → ${value}`);
+      }
+    }
+    // Dropping the only LoRA would leave nothing to compose.
+    const styleOnly = parsedRequest('a house style:<wc>');
+    assert.deepEqual(tweakChoices('style', styleOnly, all), ['tabby', 'plush', 'wc', 'ink', 'PLUSH-2']);
+    assert.ok(
+      !select(tweakLoraRow('j9', 0, request, all, 0)).options.some((o) => o.value === 'plush'),
+      'the menu shows the same choices',
+    );
   });
 
   it('a choice becomes a tweak of the same request', () => {

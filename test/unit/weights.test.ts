@@ -182,9 +182,26 @@ describe('SafetensorsFile', () => {
     two.close();
   });
 
-  it('keeps non-string metadata values as JSON text', () => {
-    const file = SafetensorsFile.open(rawFile({ __metadata__: { a: 'x', n: 3, o: { k: 1 } } }, 0));
-    assert.deepEqual(file.metadata, { a: 'x', n: '3', o: '{"k":1}' });
+  it('reads string metadata, and files whose only tensors hold zero bytes', () => {
+    const zero = { dtype: 'F32', shape: [0, 4], data_offsets: [0, 0] };
+    const file = SafetensorsFile.open(rawFile({ __metadata__: { a: 'x' }, z: zero, y: zero }, 0));
+    assert.deepEqual(file.metadata, { a: 'x' });
+    assert.deepEqual(file.names().sort(), ['y', 'z']);
+    file.close();
+  });
+
+  it('takes a zero-size tensor at the boundary between two others, in any header order', () => {
+    const path = rawFile(
+      {
+        b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+        z: { dtype: 'F16', shape: [0], data_offsets: [4, 4] },
+        a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+        end: { dtype: 'U8', shape: [0, 3], data_offsets: [8, 8] },
+      },
+      8,
+    );
+    const file = SafetensorsFile.open(path);
+    assert.deepEqual(file.info('z'), { dtype: 'F16', shape: [0], byteLength: 0 });
     file.close();
   });
 });
@@ -218,7 +235,36 @@ describe('SafetensorsFile refuses damaged files', () => {
 
   it('overlapping tensors', () => {
     const path = rawFile({ a: tensor('F32', [4], [0, 16]), b: tensor('F32', [2], [8, 16]) }, 16);
-    expectDefect(path, /tensors 'a' and 'b' overlap/);
+    expectDefect(path, /tensors 'a' \(bytes 0–16\) and 'b' \(bytes 8–16\) overlap/);
+  });
+
+  // The reference implementation (huggingface/safetensors) refuses each of these; so must we.
+  it('bytes after the last tensor (a polyglot file)', () => {
+    const path = rawFile({ a: tensor('F32', [2], [0, 8]) }, 8 + 5);
+    expectDefect(path, /has 5 bytes after its last tensor/);
+    expectDefect(rawFile({}, 1), /has 1 byte after its last tensor/);
+  });
+
+  it('a gap before the first tensor or between two', () => {
+    expectDefect(
+      rawFile({ a: tensor('F32', [1], [4, 8]) }, 8),
+      /has 4 bytes that belong to no tensor before tensor 'a' \(bytes 4–8\)/,
+    );
+    expectDefect(
+      rawFile({ a: tensor('F32', [1], [0, 4]), b: tensor('F32', [1], [6, 10]) }, 10),
+      /has 2 bytes that belong to no tensor before tensor 'b'/,
+    );
+  });
+
+  it('a zero-size tensor whose offsets fall inside another tensor', () => {
+    const path = rawFile({ a: tensor('F32', [4], [0, 16]), z: tensor('F32', [0], [8, 8]) }, 16);
+    expectDefect(path, /tensors 'a' \(bytes 0–16\) and 'z' \(bytes 8–8\) overlap/);
+  });
+
+  it('metadata values that are not text', () => {
+    expectDefect(rawFile({ __metadata__: { a: 'x', n: 3 } }, 0), /__metadata__ 'n' holding a number \(3\)/);
+    expectDefect(rawFile({ __metadata__: { o: { k: 1 } } }, 0), /__metadata__ 'o' holding an object/);
+    expectDefect(rawFile({ __metadata__: { l: ['x'] } }, 0), /__metadata__ 'l' holding a list/);
   });
 
   it('an unknown dtype', () => {
@@ -249,10 +295,27 @@ describe('SafetensorsFile refuses damaged files', () => {
     expectDefect(rawFile({ __metadata__: 'x' }, 0), /__metadata__ entry that is not an object/);
   });
 
-  it('a header length over the cap', () => {
+  it("a header length over the reference's limit of 100,000,000 bytes, printed exactly", () => {
+    assert.equal(MAX_HEADER_BYTES, 100_000_000);
     const bytes = new Uint8Array(64);
     new DataView(bytes.buffer).setBigUint64(0, BigInt(MAX_HEADER_BYTES + 1), true);
-    expectDefect(writeFile(bytes), /header \(limit/);
+    expectDefect(
+      writeFile(bytes),
+      /header of 100,000,001 bytes \(95 MiB\), over the format's limit of 100,000,000 bytes/,
+    );
+    new DataView(bytes.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
+    expectDefect(writeFile(bytes), /header of 18,446,744,073,709,551,615 bytes \(16 EiB\)/);
+  });
+
+  it('a header of 0 or 1 bytes, each said as it is', () => {
+    const prefixed = (n: number, body: string) => {
+      const bytes = new Uint8Array(8 + body.length);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(n), true);
+      bytes.set(new TextEncoder().encode(body), 8);
+      return writeFile(bytes);
+    };
+    expectDefect(prefixed(0, ''), /declares an empty header \(0 bytes\)/);
+    expectDefect(prefixed(1, '{'), /declares a 1-byte header, too short/);
   });
 
   it('a pickled PyTorch file renamed to .safetensors', () => {
