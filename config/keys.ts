@@ -150,14 +150,6 @@ export const configKeys = {
   SHUTDOWN_GRACE_SECONDS: withDefault(int(0, 3600), 30, {
     description: 'on SIGTERM, how long a running job may finish before it is handed back to the queue',
   }),
-  CIVITAI_TOKEN: optional(text('a Civitai API key'), {
-    description: 'Civitai API key, for /lora add of models whose creators require a login',
-    secret: true,
-  }),
-  CIVITAI_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
-    description: 'Civitai REST API base, for a test double',
-    defaultText: 'https://civitai.com/api/v1/',
-  }),
   DISCORD_TOKEN: optional(text('a Discord bot token'), {
     description: 'Discord bot token; set it to run the Discord adapter',
     secret: true,
@@ -197,6 +189,14 @@ export const configKeys = {
   SLACK_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
     description: 'Slack Web API base, for a test double',
     defaultText: 'https://slack.com/api/',
+  }),
+  CIVITAI_TOKEN: optional(text('a Civitai API key'), {
+    description: 'Civitai API key, for /lora add of models whose creators require a login',
+    secret: true,
+  }),
+  CIVITAI_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
+    description: 'Civitai REST API base, for a test double',
+    defaultText: 'https://civitai.com/api/v1/',
   }),
 };
 
