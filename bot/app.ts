@@ -38,7 +38,13 @@ export interface App {
 const NO_MODEL =
   'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` writes a tiny test model to try the flow.';
 
-export async function startApp(config: Config, options: { log?: Logger } = {}): Promise<App> {
+export interface AppOptions {
+  log?: Logger;
+  /** wraps the in-process engine's job processor, e.g. to count and time its runs for /metrics */
+  instrument?: (processor: ReturnType<typeof composeProcessor>) => ReturnType<typeof composeProcessor>;
+}
+
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
@@ -86,14 +92,13 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
           ),
         (e: Error) => log.error(`the engine could not load ${modelPath}: ${e.message}`),
       );
-      local.startWorker(
-        composeProcessor(engine, library, {
-          guidance: {
-            iterations: config.engine.guidanceIterations,
-            lossThreshold: config.engine.guidanceLossThreshold,
-          },
-        }),
-      );
+      const processor = composeProcessor(engine, library, {
+        guidance: {
+          iterations: config.engine.guidanceIterations,
+          lossThreshold: config.engine.guidanceLossThreshold,
+        },
+      });
+      local.startWorker(options.instrument ? options.instrument(processor) : processor);
     }
     queue = local;
   }
