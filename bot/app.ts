@@ -45,7 +45,7 @@ export interface AppOptions {
 }
 
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.log ?? createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
   let modelProblem: string | undefined;

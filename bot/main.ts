@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const adapters: Adapter[] = [];
   const usePlayground = !config.discord && !config.slack;
   // The playground's address is the first thing a newcomer needs: say it before loading anything.

@@ -40,6 +40,8 @@ export class QueueProbe {
       connection: this.redis,
       prefix: connection.prefix ?? DEFAULT_PREFIX,
     });
+    // Connection errors surface as a failing check; the client reconnects by itself.
+    this.queue.on('error', () => undefined);
   }
 
   readonly check: HealthCheck = async () => {

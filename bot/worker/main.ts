@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel, 'worker');
+  const log = createLogger(config.logLevel, 'worker', config.ops.logFormat);
   // Up before the model loads, so a probe sees "loading" rather than nothing.
   const ops = await startOps(config);
   if (ops)
