@@ -1,7 +1,7 @@
 // The worker's side of the Redis queue (`npm run worker`, on any number of hosts): takes jobs
 // from BullMQ, runs the processor, settles the job's record, and aborts a running job when the
 // bot publishes its id on the cancel channel.
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { type Job, MetricsTime, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type CheckedOutput, checkOutput } from './admission.ts';
 import { type BullConnection, names, openRedis } from './bull-connection.ts';
 import { cancellation, failureOf, InvalidOutputError } from './errors.ts';
@@ -44,6 +44,8 @@ export async function startBullWorker<Data, Result, Progress = Json>(
       concurrency: options.concurrency ?? 1,
       lockDuration: options.lockDurationMs ?? 30_000,
       stalledInterval: options.stalledIntervalMs ?? 30_000,
+      // Per-minute completed/failed counts, which the queue's Prometheus export reports.
+      metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
       autorun: false,
     },
   );

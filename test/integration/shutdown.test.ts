@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { QueueProbe } from '../../bot/ops/health.ts';
 import { BullQueue, type JobWorker, startBullWorker } from '../../bot/queue/index.ts';
 
 const redisUrl = process.env.CLORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -103,6 +104,10 @@ describe('worker shutdown on SIGTERM', { timeout: 90_000 }, () => {
     assert.ok(worker.lines.includes(`done ${id}`), 'the job ran to its end');
     const record = await settled(queue, id, 'completed');
     assert.deepEqual(record.result?.value, { label: 'finishes', by: 'child' });
+    // Workers record BullMQ's per-minute metrics, so /metrics counts completions too.
+    const probe = new QueueProbe({ redisUrl, queueName, prefix });
+    cleanups.push(() => probe.close());
+    assert.match(await probe.metrics(), new RegExp(`bullmq_job_completed_total\\{queue="${queueName}"\\} 1`));
   });
 
   test('past the grace the job is handed back, its attempt unspent, and another worker completes it', async () => {
