@@ -20,7 +20,7 @@ import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
-import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
+import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composeProcessor } from './worker/processor.ts';
 
@@ -32,6 +32,11 @@ export interface App {
   engine?: EngineThread;
   model(): ModelStatus;
   log: Logger;
+  /**
+   * Shutdown, first half: the job running in this process (no REDIS_URL) may finish for up to
+   * `graceMs`, and no new one starts. With Redis the workers run jobs, so there is nothing to wait for.
+   */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,6 +75,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
+  let localWorker: JobWorker | undefined;
   if (config.queue.redisUrl) {
     queue = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
       redisUrl: config.queue.redisUrl,
@@ -98,7 +104,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           lossThreshold: config.engine.guidanceLossThreshold,
         },
       });
-      local.startWorker(options.instrument ? options.instrument(processor) : processor);
+      localWorker = local.startWorker(options.instrument ? options.instrument(processor) : processor);
     }
     queue = local;
   }
@@ -139,6 +145,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     engine,
     model,
     log,
+    async drain(graceMs) {
+      if (!localWorker) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([localWorker.close(), late]);
+      clearTimeout(timer);
+    },
     async close() {
       await queue.close();
       library.close();

@@ -56,6 +56,8 @@ async function main(): Promise<void> {
 
   onShutdownSignals(
     async () => {
+      // The adapters stay up meanwhile, so a job finishing in the grace still reaches its user.
+      await app.drain(config.ops.shutdownGraceSeconds * 1000);
       await Promise.allSettled(adapters.map((a) => a.stop()));
       await app.close();
       await ops?.close();

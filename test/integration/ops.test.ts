@@ -97,7 +97,7 @@ describe('/healthz and /metrics around the app', { timeout: 180_000 }, () => {
     });
   });
 
-  it('a job moves the counters: outcome, seconds per job and step, guided iterations, LoRAs, memory', async () => {
+  it('a job moves the counters (seconds per job and step, guided iterations, LoRAs, memory); drain lets it finish', async () => {
     const ctx: ChatContext = {
       platform: 'playground',
       userId: 'u1',
@@ -115,6 +115,12 @@ describe('/healthz and /metrics around the app', { timeout: 180_000 }, () => {
       ctx,
     );
     assert.ok(outcome.jobId, JSON.stringify(outcome.reply));
+    await until('the job running', async () =>
+      (await app.queue.get(outcome.jobId!))?.state === 'running' ? true : undefined,
+    );
+    // SIGTERM's first half in the bot: the running job may finish within the grace.
+    await app.drain(120_000);
+    assert.equal((await app.queue.get(outcome.jobId))?.state, 'completed');
     await done;
     const metrics = await get(ops.server.port, '/metrics');
     assert.equal(metrics.status, 200);
