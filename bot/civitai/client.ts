@@ -111,7 +111,7 @@ export class CivitaiClient {
         source: 'Civitai',
       });
     } catch (e) {
-      if (e instanceof DownloadFailed) throw new CivitaiError(this.refusal(e.status, 'the file'), e.status);
+      if (e instanceof DownloadFailed) throw new CivitaiError(this.refusal(e.status, 'file'), e.status);
       throw e;
     }
   }

@@ -13,6 +13,7 @@ import type { Adapter } from '../../bot/adapter.ts';
 import { type App, startApp } from '../../bot/app.ts';
 import { registerCommands, startDiscord } from '../../bot/discord/index.ts';
 import { createLogger } from '../../bot/log.ts';
+import { startPlayground } from '../../bot/playground/index.ts';
 import { type SlackAdapter, startSlack } from '../../bot/slack/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
@@ -38,7 +39,7 @@ function textOf(message: { blocks: SlackBlock[]; text: string }): string {
   return [message.text, JSON.stringify(message.blocks)].join('\n');
 }
 
-describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, () => {
+describe('/lora add from Civitai on Discord, Slack and the playground', { timeout: 180_000 }, () => {
   const fx = fixtureDir();
   const lora = (file: string) => new Uint8Array(readFileSync(join(fx, 'loras', file)));
   const root = mkdtempSync(join(tmpdir(), 'clora-civitai-e2e-'));
@@ -48,6 +49,7 @@ describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, ()
   let app: App;
   let discord: Adapter;
   let slack: SlackAdapter;
+  let playground: Adapter;
   let events: string;
 
   before(async () => {
@@ -69,6 +71,7 @@ describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, ()
       LORA_DIR: fixtureLoraFolder(root),
       CACHE_DIR: join(root, 'cache'),
       MAX_SIZE: '128',
+      PLAYGROUND_PORT: '0',
       LORA_UPLOAD_MAX_MB: '2',
       LOG_LEVEL: 'silent',
       DISCORD_TOKEN,
@@ -86,11 +89,13 @@ describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, ()
     discord = await startDiscord(app, { rateLimit: { burst: 30, perSecond: 10 } });
     slack = await startSlack(app, { port: 0, host: '127.0.0.1' });
     events = `http://127.0.0.1:${slack.port}/slack/events`;
+    playground = await startPlayground(app);
   });
 
   after(async () => {
     await discord?.stop();
     await slack?.stop();
+    await playground?.stop();
     // Closing the engine thread while it still compiles aborts the process in onnxruntime.
     await app?.engine?.ready().catch(() => undefined);
     await app?.close();
@@ -232,6 +237,27 @@ describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, ()
     assert.match(taken, /a LoRA named 'crane' already exists/);
   });
 
+  it('Slack: a gated model with a revoked CIVITAI_TOKEN gets 401, and the admin is told to check the token', async () => {
+    const gated = civitai.addModel({
+      name: 'Locked Lynx',
+      gated: true,
+      file: lora('lora_i_kohya_unet_te.safetensors'),
+    });
+    civitai.rotateKey('a-new-key-the-bot-does-not-have');
+    try {
+      const refused = await slackCommand(SLACK_ADMIN, '/lora', `add civitai:${gated.versionId}`);
+      assert.match(refused, /Civitai refused the file to this bot's CIVITAI_TOKEN/);
+      assert.match(refused, /Nothing was added/);
+    } finally {
+      civitai.rotateKey(CIVITAI_KEY);
+    }
+    assert.ok(!app.library.get('locked-lynx'));
+    const download = civitai.apiRequests.filter((r) =>
+      r.path.startsWith(`/api/download/models/${gated.versionId}`),
+    );
+    assert.equal(download.length, 1);
+  });
+
   it('Slack: an admin naming an unknown LoRA in /compose gets the Civitai hint; a member does not', async () => {
     assert.match(
       await slackCommand(SLACK_ADMIN, '/compose', 'bird:<kingfisher> by a river'),
@@ -240,5 +266,24 @@ describe('/lora add from Civitai on Discord and Slack', { timeout: 180_000 }, ()
     const plain = await slackCommand(SLACK_MEMBER, '/compose', 'bird:<kingfisher> by a river');
     assert.match(plain, /unknown LoRA 'kingfisher'/);
     assert.doesNotMatch(plain, /lora add/);
+  });
+
+  it('the playground: its user is the local operator, so /lora add civitai:<id> imports', async () => {
+    const { versionId } = civitai.addModel({
+      name: 'Tin Robot',
+      trainedWords: ['tnrbt'],
+      file: lora('lora_i_kohya_unet_te.safetensors'),
+    });
+    const base = playground.address.replace(/\/$/, '');
+    const res = await fetch(`${base}/api/command`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text: `/lora add civitai:${versionId} --replace`, tab: 'civitai-tab-01' }),
+    });
+    assert.equal(res.status, 200);
+    const reply = JSON.stringify(await res.json());
+    assert.match(reply, /Added tin-robot/);
+    assert.match(reply, /tnrbt/);
+    assert.ok(app.library.get('tin-robot')?.usable);
   });
 });

@@ -59,8 +59,13 @@ export class CivitaiStandIn {
   private constructor(
     private readonly api: Server,
     private readonly files: Server,
-    private readonly apiKey: string,
+    private apiKey: string,
   ) {}
+
+  /** The account's API key changes (revoked, regenerated): the old one gets 401 from now on. */
+  rotateKey(next: string): void {
+    this.apiKey = next;
+  }
 
   /** `apiKey`: the Civitai API key that unlocks gated models. */
   static async start(options: { apiKey: string }): Promise<CivitaiStandIn> {
