@@ -162,9 +162,13 @@ export class ComposeCommands {
     return lorasReply(this.services.library, { query, page });
   }
 
-  /** /lora <name> */
-  lora(name: string): Promise<Reply> {
-    return loraCardReply(this.services.library, name);
+  /** /lora <name>; an admin asking for one the library lacks is told how to add it. */
+  async lora(name: string, options: { confirmAdmin?: () => Promise<boolean> } = {}): Promise<Reply> {
+    const reply = await loraCardReply(this.services.library, name);
+    const unknown = name.trim() !== '' && !this.services.library.get(name.trim().replace(/^<\s*|\s*>$/g, ''));
+    if (unknown && reply.kind === 'message' && (await options.confirmAdmin?.()))
+      return { ...reply, text: `${reply.text ?? ''}\n${ADD_FROM_CIVITAI}` };
+    return reply;
   }
 
   /** /queue: the user's recent jobs and where they stand. */

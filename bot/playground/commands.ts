@@ -62,7 +62,7 @@ export async function runCommand(
           ),
         };
       }
-      return { reply: await commands.lora(rest) };
+      return { reply: await commands.lora(rest, { confirmAdmin: async () => ctx.isAdmin }) };
     case 'queue':
       return { reply: await commands.queueStatus(ctx) };
     case 'help':

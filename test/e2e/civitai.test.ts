@@ -212,6 +212,21 @@ describe('/lora add from Civitai on Discord, Slack and the playground', { timeou
     const content = (await callback(asMember)).body.data.content;
     assert.match(content, /unknown LoRA 'great-horned'/);
     assert.doesNotMatch(content, /lora add/);
+
+    const cardText = async (who: Person) => {
+      const i = discordStandIn.command(who, 'lora', { name: 'great-horned' }, { subcommand: 'info' });
+      const first = await callback(i);
+      return shown(
+        first.body.type === 4
+          ? first.body.data
+          : (await discordStandIn.waitForCall(isOriginalEdit(i), 20_000)).body,
+      );
+    };
+    assert.match(
+      await cardText(owner),
+      /unknown LoRA 'great-horned'[\s\S]*add it with `\/lora add civitai:<id>`/,
+    );
+    assert.doesNotMatch(await cardText(member), /lora add/);
   });
 
   it('Slack: /lora add civitai:<id> for admins (asked of users.info); refused for members; a missing id and a taken name explained', async () => {
@@ -258,7 +273,7 @@ describe('/lora add from Civitai on Discord, Slack and the playground', { timeou
     assert.equal(download.length, 1);
   });
 
-  it('Slack: an admin naming an unknown LoRA in /compose gets the Civitai hint; a member does not', async () => {
+  it('Slack: an admin naming an unknown LoRA in /compose or /lora gets the Civitai hint; a member does not', async () => {
     assert.match(
       await slackCommand(SLACK_ADMIN, '/compose', 'bird:<kingfisher> by a river'),
       /lora add civitai:&lt;id&gt;|lora add civitai:<id>/,
@@ -266,6 +281,8 @@ describe('/lora add from Civitai on Discord, Slack and the playground', { timeou
     const plain = await slackCommand(SLACK_MEMBER, '/compose', 'bird:<kingfisher> by a river');
     assert.match(plain, /unknown LoRA 'kingfisher'/);
     assert.doesNotMatch(plain, /lora add/);
+    assert.match(await slackCommand(SLACK_ADMIN, '/lora', 'kingfisher'), /add it with `\/lora add civitai:/);
+    assert.doesNotMatch(await slackCommand(SLACK_MEMBER, '/lora', 'kingfisher'), /lora add/);
   });
 
   it('the playground: its user is the local operator, so /lora add civitai:<id> imports', async () => {

@@ -69,7 +69,10 @@ export const lora: SlashCommand = {
       return;
     }
     const name = interaction.options.getString('name', true);
-    await send(interaction, await withinAckWindow(interaction, deps.app.commands.lora(name)), deps);
+    const reply = deps.app.commands.lora(name, {
+      confirmAdmin: async () => isAdmin(interaction, deps.config.adminRole),
+    });
+    await send(interaction, await withinAckWindow(interaction, reply), deps);
   },
 
   async autocomplete(interaction, deps) {

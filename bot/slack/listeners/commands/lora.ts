@@ -38,7 +38,10 @@ export function loraCommand(deps: SlackDeps) {
         return;
       }
       if (text.toLowerCase() !== 'add') {
-        await deps.delivery.send(await deps.bot.commands.lora(text), place);
+        const card = await deps.bot.commands.lora(text, {
+          confirmAdmin: () => deps.admins.isAdmin(command.user_id),
+        });
+        await deps.delivery.send(card, place);
         return;
       }
       if (!(await deps.admins.isAdmin(command.user_id))) {
