@@ -1,8 +1,8 @@
 // What an operator sees: /healthz and /metrics on METRICS_PORT around the real app (a job on
 // the tiny SD 1.5 fixture moves the counters), BullMQ's queue metrics and a Redis that cannot
 // be reached, LOG_FORMAT=json (parsed, still redacted), and the entry points themselves —
-// the playground and the Discord-only bot from `bot/main.ts`, and `npm run worker` — each
-// answering on METRICS_PORT and stopping cleanly on SIGTERM.
+// the playground, the Discord-only and the Slack bot from `bot/main.ts`, and `npm run worker` —
+// each answering on METRICS_PORT and stopping cleanly on SIGTERM.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import type { ChatContext } from '../../commands/service.ts';
 import { loadConfig } from '../../config/index.ts';
 import { fixtureDir, fixtureLoraFolder, repoRoot } from '../fixtures.ts';
 import { DiscordStandIn } from '../standins/discord.ts';
+import { SlackStandIn } from '../standins/slack.ts';
 
 const fx = fixtureDir();
 const redisUrl = process.env.CLORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -302,6 +303,33 @@ describe('every entry point serves METRICS_PORT and stops on SIGTERM', { timeout
     assert.equal(h.body.checks.library, '0 LoRAs scanned');
     assert.equal((await get(bot.port, '/metrics')).status, 200);
     assert.ok(!bot.raw.some((l) => l.includes(token)), 'the token reaches no log line');
+    bot.proc.kill('SIGTERM');
+    assert.equal(await bot.exited, 0);
+  });
+
+  it('the Slack bot (HTTP events)', async () => {
+    const botToken = 'xoxb-1111111111-2222222222-opsTestBotTokenValue';
+    const slack = await SlackStandIn.start({
+      botToken,
+      signingSecret: 'ops-signing-secret',
+      channels: ['C0OPS'],
+    });
+    cleanups.push(() => slack.close());
+    const bot = await startProcess('bot/main.ts', {
+      SLACK_BOT_TOKEN: botToken,
+      SLACK_SIGNING_SECRET: 'ops-signing-secret',
+      SLACK_API_URL: slack.apiUrl,
+      SLACK_PORT: '0',
+      LORA_DIR: join(root, 'slack-loras'),
+    });
+    await until('the Slack adapter ready', async () =>
+      bot.entries.find((e) => e.msg.startsWith('slack ready')),
+    );
+    const h = await health(bot.port);
+    assert.equal(h.status, 503);
+    assert.equal(h.body.checks.queue, 'in this process');
+    assert.equal((await get(bot.port, '/metrics')).status, 200);
+    assert.ok(!bot.raw.some((l) => l.includes(botToken)), 'the token reaches no log line');
     bot.proc.kill('SIGTERM');
     assert.equal(await bot.exited, 0);
   });
