@@ -11,6 +11,8 @@ export type ComposeProcessor = JobProcessor<ComposeJobData, ComposeJobValue, Com
 /** How a run ended, as the jobs counter labels it. */
 export type JobOutcome = 'completed' | 'user_error' | 'failed' | 'cancelled';
 
+const ENGINE_MEMORY = 'clora_engine_peak_memory_bytes';
+
 export class BotMetrics {
   readonly registry = new Registry();
   private readonly jobs: Counter<'method' | 'outcome'>;
@@ -60,8 +62,9 @@ export class BotMetrics {
 
   /** The peak resident memory of this process, which holds the engine thread; only where an engine runs. */
   watchEngineMemory(): void {
+    if (this.registry.getSingleMetric(ENGINE_MEMORY)) return;
     new Gauge({
-      name: 'clora_engine_peak_memory_bytes',
+      name: ENGINE_MEMORY,
       help: 'Peak resident memory of the process running the engine (the engine thread lives in it)',
       registers: [this.registry],
       collect() {

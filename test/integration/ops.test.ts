@@ -138,7 +138,8 @@ describe('/healthz and /metrics around the app', { timeout: 180_000 }, () => {
     assert.ok(sample(m, 'nodejs_eventloop_lag_seconds') !== undefined);
   });
 
-  it('a failing run is counted by its outcome', async () => {
+  it('a failing run is counted by its outcome; watching again changes nothing', async () => {
+    ops.watch({ library: app.library, engine: app.engine });
     const failing = ops.instrument(async () => {
       throw new Error('engine fault');
     });
