@@ -61,7 +61,8 @@ export async function importFromCivitai(
       return refuse(
         `${title} is ${formatBytes(announced)}; LoRAs up to ${formatBytes(options.maxBytes)} can be added (LORA_UPLOAD_MAX_MB)`,
       );
-    const name = options.name?.trim() || model.name;
+    // A model named only in other scripts ("猫") still needs a slug users can type.
+    const name = options.name?.trim() || (slugify(model.name) ? model.name : `civitai-${version.id}`);
     if (!options.replace && library.get(slugify(name)))
       return refuse(`a LoRA named '${slugify(name)}' already exists; pick another name, or replace it`);
 

@@ -185,6 +185,12 @@ describe('importing from the Civitai stand-in into the library', { timeout: 120_
     assert.ok(
       civitai.apiRequests.some((r) => r.path === `/api/v1/model-versions/by-hash/${c.sha256.slice(0, 10)}`),
     );
+    const cat = civitai.addModel({ name: '猫', file: loraBytes('lora_i_kohya_unet_te.safetensors') });
+    const unnamed = await run(`civitai:${cat.versionId}`);
+    assert.ok(
+      unnamed.ok && unnamed.entry.name === `civitai-${cat.versionId}`,
+      unnamed.ok ? '' : unnamed.message,
+    );
     const wrong = await run(`https://civitai.com/models/${a.modelId}?modelVersionId=${b.versionId}`);
     assert.match(wrong.ok ? '' : wrong.message, /belongs to model .*check the link/);
   });
