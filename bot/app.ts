@@ -21,7 +21,7 @@ import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
-import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
+import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composePreflight } from './worker/preflight.ts';
 import { composeProcessor } from './worker/processor.ts';
@@ -34,14 +34,25 @@ export interface App {
   engine?: EngineThread;
   model(): ModelStatus;
   log: Logger;
+  /**
+   * Shutdown, first half: the job running in this process (no REDIS_URL) may finish for up to
+   * `graceMs`, and no new one starts. With Redis the workers run jobs, so there is nothing to wait for.
+   */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 const NO_MODEL =
   'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` writes a tiny test model to try the flow.';
 
-export async function startApp(config: Config, options: { log?: Logger } = {}): Promise<App> {
-  const log = options.log ?? createLogger(config.logLevel);
+export interface AppOptions {
+  log?: Logger;
+  /** wraps the in-process engine's job processor, e.g. to count and time its runs for /metrics */
+  instrument?: (processor: ReturnType<typeof composeProcessor>) => ReturnType<typeof composeProcessor>;
+}
+
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
   let modelProblem: string | undefined;
@@ -69,6 +80,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
 
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
+  let localWorker: JobWorker | undefined;
   if (config.queue.redisUrl) {
     queue = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
       redisUrl: config.queue.redisUrl,
@@ -91,14 +103,13 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
           ),
         (e: Error) => log.error(`the engine could not load ${modelPath}: ${e.message}`),
       );
-      local.startWorker(
-        composeProcessor(engine, library, {
-          guidance: {
-            iterations: config.engine.guidanceIterations,
-            lossThreshold: config.engine.guidanceLossThreshold,
-          },
-        }),
-      );
+      const processor = composeProcessor(engine, library, {
+        guidance: {
+          iterations: config.engine.guidanceIterations,
+          lossThreshold: config.engine.guidanceLossThreshold,
+        },
+      });
+      localWorker = local.startWorker(options.instrument ? options.instrument(processor) : processor);
     }
     queue = local;
   }
@@ -145,6 +156,15 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     engine,
     model,
     log,
+    async drain(graceMs) {
+      if (!localWorker) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([localWorker.close(), late]);
+      clearTimeout(timer);
+    },
     async close() {
       await queue.close();
       library.close();

@@ -14,11 +14,18 @@ export interface Logger {
   child(scope: string): Logger;
 }
 
-export function createLogger(level: LogLevel = 'info', scope = 'bot'): Logger {
+/** text: for a terminal; json: one object per line (time, level, scope, msg) for a log collector. */
+export type LogFormat = 'text' | 'json';
+
+export function createLogger(level: LogLevel = 'info', scope = 'bot', format: LogFormat = 'text'): Logger {
   const min = level === 'silent' ? Number.POSITIVE_INFINITY : LEVELS.indexOf(level);
   const write = (at: (typeof LEVELS)[number], message: string) => {
     if (LEVELS.indexOf(at) < min) return;
-    const line = `${new Date().toISOString()} ${at.padEnd(5)} [${scope}] ${redactText(message)}\n`;
+    const time = new Date().toISOString();
+    const line =
+      format === 'json'
+        ? `${JSON.stringify({ time, level: at, scope, msg: redactText(message) })}\n`
+        : `${time} ${at.padEnd(5)} [${scope}] ${redactText(message)}\n`;
     (LEVELS.indexOf(at) >= LEVELS.indexOf('warn') ? process.stderr : process.stdout).write(line);
   };
   return {
@@ -30,6 +37,6 @@ export function createLogger(level: LogLevel = 'info', scope = 'bot'): Logger {
         'error',
         e === undefined ? m : `${m}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
       ),
-    child: (s) => createLogger(level, `${scope}/${s}`),
+    child: (s) => createLogger(level, `${scope}/${s}`, format),
   };
 }

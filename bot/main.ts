@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, redact } from '../config/index.ts';
 import type { Adapter } from './adapter.ts';
 import { startApp } from './app.ts';
 import { createLogger } from './log.ts';
+import { onShutdownSignals, startOps } from './ops/index.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const adapters: Adapter[] = [];
   const usePlayground = !config.discord && !config.slack;
   // The playground's address is the first thing a newcomer needs: say it before loading anything.
@@ -24,7 +25,17 @@ async function main(): Promise<void> {
       `playground: open http://${config.playground.host}:${config.playground.port} in a browser (no Discord or Slack token is set)`,
     );
   }
-  const app = await startApp(config, { log });
+  // Health and metrics come up first, so a probe sees "starting" while the model loads.
+  const ops = await startOps(config);
+  if (ops)
+    log.info(`health and metrics: http://${config.ops.metricsHost}:${ops.server.port}/healthz, /metrics`);
+  const app = await startApp(config, { log, instrument: ops?.instrument });
+  ops?.watch({
+    library: app.library,
+    engine: app.engine,
+    engineMissing: config.queue.redisUrl ? undefined : app.model().message,
+    redisUrl: config.queue.redisUrl,
+  });
   log.debug(`configuration: ${JSON.stringify(redact(config))}`);
   const status = app.model();
   if (!status.ready) log.warn(status.message ?? 'no model');
@@ -43,17 +54,16 @@ async function main(): Promise<void> {
   }
   for (const a of adapters) log.info(`${a.name} ready: ${a.address}`);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    await Promise.allSettled(adapters.map((a) => a.stop()));
-    await app.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  onShutdownSignals(
+    async () => {
+      // The adapters stay up meanwhile, so a job finishing in the grace still reaches its user.
+      await app.drain(config.ops.shutdownGraceSeconds * 1000);
+      await Promise.allSettled(adapters.map((a) => a.stop()));
+      await app.close();
+      await ops?.close();
+    },
+    { graceMs: config.ops.shutdownGraceSeconds * 1000, log },
+  );
 }
 
 main().catch((e: unknown) => {

@@ -100,6 +100,9 @@ export interface CommandOutcome {
 
 const PREVIEW_MIME: ImageMime = 'image/webp';
 
+const ADD_FROM_CIVITAI =
+  'Not in the library yet? If it is on Civitai, add it with `/lora add civitai:<id>` (its model-version id; a civitai.com model link or an AIR work too).';
+
 export class ComposeCommands {
   private readonly recent = new Map<string, string[]>();
 
@@ -109,14 +112,28 @@ export class ComposeCommands {
     return helpReply(this.services.settings);
   }
 
-  /** /compose <text> */
-  async compose(text: string, ctx: ChatContext, options: { masks?: boolean } = {}): Promise<CommandOutcome> {
+  /**
+   * /compose <text>. `confirmAdmin` asks the platform when `ctx.isAdmin` was not worked out up
+   * front (Slack asks users.info), only when the answer changes the reply.
+   */
+  async compose(
+    text: string,
+    ctx: ChatContext,
+    options: { masks?: boolean; confirmAdmin?: () => Promise<boolean> } = {},
+  ): Promise<CommandOutcome> {
     const model = this.services.model();
     if (!model.ready) return { reply: userErrorReply(model.message ?? 'no model is loaded yet') };
     const parsed = parseCompose(text, this.services.settings);
     if (!parsed.ok) return { reply: composeErrorReply(text, parsed.error) };
     const resolved = resolveLoras(parsed.request, this.services.library, parsed.source);
-    if (!resolved.ok) return { reply: composeErrorReply(text, resolved.error) };
+    if (!resolved.ok) {
+      const reply = composeErrorReply(text, resolved.error);
+      // Only admins can act on "add it": everyone else would be told of a command they cannot run.
+      const admin =
+        ctx.isAdmin || (resolved.error.code === 'unknown-lora' && (await options.confirmAdmin?.()));
+      if (resolved.error.code === 'unknown-lora' && admin) reply.text += `\n${ADD_FROM_CIVITAI}`;
+      return { reply };
+    }
     const request = resolved.request;
     const nothing = compositionProblem(request, resolved.source);
     if (nothing) return { reply: composeErrorReply(text, nothing) };
@@ -161,9 +178,13 @@ export class ComposeCommands {
     return lorasReply(this.services.library, { query, page });
   }
 
-  /** /lora <name> */
-  lora(name: string): Promise<Reply> {
-    return loraCardReply(this.services.library, name);
+  /** /lora <name>; an admin asking for one the library lacks is told how to add it. */
+  async lora(name: string, options: { confirmAdmin?: () => Promise<boolean> } = {}): Promise<Reply> {
+    const reply = await loraCardReply(this.services.library, name);
+    const unknown = name.trim() !== '' && !this.services.library.get(name.trim().replace(/^<\s*|\s*>$/g, ''));
+    if (unknown && reply.kind === 'message' && (await options.confirmAdmin?.()))
+      return { ...reply, text: `${reply.text ?? ''}\n${ADD_FROM_CIVITAI}` };
+    return reply;
   }
 
   /** /queue: the user's recent jobs and where they stand. */

@@ -8,12 +8,14 @@
 import { configFileKey, configKeys } from './keys.ts';
 
 export type {
+  CivitaiConfig,
   Config,
   ConfigIssue,
   DiscordConfig,
   EngineConfig,
   LimitsConfig,
   LoadOptions,
+  OpsConfig,
   PlaygroundConfig,
   QueueConfig,
   SlackConfig,

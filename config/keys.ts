@@ -145,6 +145,19 @@ export const configKeys = {
     description: 'largest LoRA file an admin may upload',
   }),
   LOG_LEVEL: withDefault(oneOf(logLevels), 'info', { description: 'least severe log level written' }),
+  LOG_FORMAT: withDefault(oneOf(['text', 'json']), 'text', {
+    description:
+      'log lines as text, or one JSON object per line (time, level, scope, msg) for a log collector',
+  }),
+  METRICS_PORT: optional(int(0, 65535), {
+    description: 'port serving /healthz and /metrics (Prometheus) in every mode, workers too; unset: off',
+  }),
+  METRICS_HOST: withDefault(text('a host name or address'), '127.0.0.1', {
+    description: 'address /healthz and /metrics listen on; 0.0.0.0 lets a Prometheus on another host scrape',
+  }),
+  SHUTDOWN_GRACE_SECONDS: withDefault(int(0, 3600), 30, {
+    description: 'on SIGTERM, how long a running job may finish before it is handed back to the queue',
+  }),
   DISCORD_TOKEN: optional(text('a Discord bot token'), {
     description: 'Discord bot token; set it to run the Discord adapter',
     secret: true,
@@ -184,6 +197,14 @@ export const configKeys = {
   SLACK_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
     description: 'Slack Web API base, for a test double',
     defaultText: 'https://slack.com/api/',
+  }),
+  CIVITAI_TOKEN: optional(text('a Civitai API key'), {
+    description: 'Civitai API key, for /lora add of models whose creators require a login',
+    secret: true,
+  }),
+  CIVITAI_API_URL: optional(url(['https:', 'http:'], 'a URL'), {
+    description: 'Civitai REST API base, for a test double',
+    defaultText: 'https://civitai.com/api/v1/',
   }),
 };
 

@@ -60,6 +60,19 @@ export interface SlackConfig {
   port: number;
 }
 
+export interface OpsConfig {
+  logFormat: 'text' | 'json';
+  /** unset: no /healthz and /metrics server */
+  metricsPort?: number;
+  metricsHost: string;
+  shutdownGraceSeconds: number;
+}
+
+export interface CivitaiConfig {
+  apiUrl?: string;
+  token?: string;
+}
+
 export interface PlaygroundConfig {
   host: string;
   port: number;
@@ -75,6 +88,8 @@ export interface Config {
   slack?: SlackConfig;
   playground: PlaygroundConfig;
   logLevel: (typeof logLevels)[number];
+  ops: OpsConfig;
+  civitai: CivitaiConfig;
   /** The config file read, if any. */
   file?: string;
 }
@@ -231,6 +246,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
           },
     playground: { host: v.PLAYGROUND_HOST, port: v.PLAYGROUND_PORT },
     logLevel: v.LOG_LEVEL,
+    ops: {
+      logFormat: v.LOG_FORMAT,
+      metricsPort: v.METRICS_PORT,
+      metricsHost: v.METRICS_HOST,
+      shutdownGraceSeconds: v.SHUTDOWN_GRACE_SECONDS,
+    },
+    civitai: { apiUrl: v.CIVITAI_API_URL, token: v.CIVITAI_TOKEN },
     file: filePath,
   };
 }

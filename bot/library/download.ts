@@ -8,6 +8,17 @@ export class UploadTooLarge extends Error {
   override name = 'UploadTooLarge';
 }
 
+/** The server answered with an error status; `status` tells a refusal (401) from a missing file (404). */
+export class DownloadFailed extends Error {
+  override name = 'DownloadFailed';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 export async function downloadCapped(
   url: string,
   maxBytes: number,
@@ -18,7 +29,10 @@ export async function downloadCapped(
     signal: AbortSignal.timeout(options.timeoutMs ?? 120_000),
   });
   if (!response.ok || !response.body) {
-    throw new Error(`${options.source ?? 'the download'} answered ${response.status}`);
+    throw new DownloadFailed(
+      `${options.source ?? 'the download'} answered ${response.status}`,
+      response.status,
+    );
   }
   const announced = Number(response.headers.get('content-length'));
   if (Number.isFinite(announced) && announced > maxBytes) {

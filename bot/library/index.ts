@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { constants, type Dirent, type FSWatcher, type Stats, watch } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
 import type { LoraCatalog } from '../../commands/compose/resolve.ts';
 import { formatBytes } from '../../commands/loras.ts';
@@ -66,6 +66,15 @@ interface LibraryEvents {
   change: [LibraryChange];
   /** something the operator should know (an unreadable folder, a watcher that died); never thrown */
   warning: [string];
+}
+
+export interface AddOptions {
+  /** replace a LoRA of the same name */
+  replace?: boolean;
+  /** written as `<name>.json` beside the file (civitai-style fields, see sidecar.ts) */
+  sidecar?: Record<string, unknown>;
+  /** written as `<name>.preview.<extension>` */
+  preview?: { data: Uint8Array; extension: string };
 }
 
 export type AddResult = { ok: true; entry: LoraEntry; replaced: boolean } | { ok: false; message: string };
@@ -271,7 +280,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
    * Adds an uploaded LoRA as `<name>.safetensors` once it passes the full check against the
    * model, moving it into place atomically. An existing name is only replaced when asked.
    */
-  async add(name: string, bytes: Uint8Array, options: { replace?: boolean } = {}): Promise<AddResult> {
+  async add(name: string, bytes: Uint8Array, options: AddOptions = {}): Promise<AddResult> {
     const refuse = (message: string): AddResult => ({ ok: false, message });
     const given = name.trim().replace(/\.safetensors$/i, '');
     const pickled = pickledFileProblem(given);
@@ -311,6 +320,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
       if (outcome.check.state !== 'ok') return refuse(`'${slug}' was not added: ${outcome.check.reason}`);
       if (existing) await rename(temp, target);
       else if (!(await placeWithoutOverwrite(temp, target))) return clash;
+      await this.writeExtras(basename(target, extname(target)), options);
       const st = await stat(target);
       this.record(`${target}|${st.size}|${st.mtimeMs}`, outcome);
       await this.rescan();
@@ -324,6 +334,21 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
     } finally {
       await unlink(temp).catch(() => undefined);
     }
+  }
+
+  /** Writes the sidecar and preview an import brought, each atomically; a replaced LoRA's old previews go. */
+  private async writeExtras(stem: string, options: AddOptions): Promise<void> {
+    const { sidecar, preview } = options;
+    if (sidecar === undefined && preview === undefined) return;
+    const put = async (file: string, data: string | Uint8Array) => {
+      const temp = join(this.dir, `.${file}.${randomBytes(6).toString('hex')}.part`);
+      await writeFile(temp, data, { flag: 'wx' });
+      await rename(temp, join(this.dir, file));
+    };
+    if (preview)
+      for (const old of previewNames(stem)) await unlink(join(this.dir, old)).catch(() => undefined);
+    if (sidecar) await put(`${stem}.json`, `${JSON.stringify(sidecar, null, 2)}\n`);
+    if (preview) await put(`${stem}.preview.${preview.extension}`, preview.data);
   }
 
   /** Deletes a LoRA's file with its sidecars and preview (left behind, they would dress up the next file of that name). */

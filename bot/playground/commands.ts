@@ -4,6 +4,7 @@
 import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
 import { type MessageReply, type Reply, textReply, userErrorReply } from '../../commands/reply.ts';
 import type { ChatContext, CommandOutcome, ComposeCommands } from '../../commands/service.ts';
+import { CIVITAI_ADD_HINT, type CivitaiAddRequest, readAddText } from '../civitai/index.ts';
 
 export interface PlaygroundCommand {
   name: string;
@@ -34,6 +35,7 @@ export async function runCommand(
   typed: string,
   ctx: ChatContext,
   library: { dir: string },
+  fromCivitai?: (request: CivitaiAddRequest) => Promise<MessageReply>,
 ): Promise<CommandOutcome> {
   const text = typed.trim();
   if (text === '') return { reply: userErrorReply('Type a command, e.g. `/compose …`, or `/help`.') };
@@ -47,16 +49,20 @@ export async function runCommand(
     case 'loras':
       return { reply: commands.loras(rest.trim()) };
     case 'lora':
+      if (fromCivitai && /^add\s/i.test(rest.trim())) {
+        const request = readAddText(rest.trim().slice(4));
+        if (request) return { reply: await fromCivitai(request) };
+      }
       // Chat platforms upload files with /lora add; here the folder is on this machine.
       if (/^(add|remove)\b/i.test(rest.trim())) {
         return {
           reply: textReply(
-            `In the playground, add or remove a LoRA by copying its .safetensors file into (or out of) the LoRA folder, \`${library.dir}\`; the library notices within seconds.`,
+            `In the playground, add or remove a LoRA by copying its .safetensors file into (or out of) the LoRA folder, \`${library.dir}\`; the library notices within seconds. From Civitai: ${CIVITAI_ADD_HINT}.`,
             true,
           ),
         };
       }
-      return { reply: await commands.lora(rest) };
+      return { reply: await commands.lora(rest, { confirmAdmin: async () => ctx.isAdmin }) };
     case 'queue':
       return { reply: await commands.queueStatus(ctx) };
     case 'help':

@@ -18,6 +18,7 @@ import type { ChatContext } from '../../commands/service.ts';
 import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
+import { addFromCivitai, type CivitaiAddRequest, civitaiClient } from '../civitai/index.ts';
 import { runCommand } from './commands.ts';
 import { complete, MAX_COMPLETIONS } from './complete.ts';
 import { EventHub, TAB_ID } from './events.ts';
@@ -154,6 +155,17 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
     isAdmin: true,
   });
 
+  // The playground's user is the operator at this machine: an admin, so Civitai imports are open.
+  const fromCivitai = async (request: CivitaiAddRequest) =>
+    (
+      await addFromCivitai(
+        request,
+        civitaiClient(app.config),
+        app.library,
+        app.config.limits.loraUploadMaxMb * 1024 * 1024,
+      )
+    ).reply;
+
   const tabOf = (body: Record<string, unknown>): string => {
     const tab = stringField(body, 'tab', { maxLength: 64 })!;
     if (!TAB_ID.test(tab)) throw new HttpError(400, "'tab' must be 8–64 letters, digits, '-' or '_'");
@@ -197,7 +209,7 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
       if (path === '/api/command') {
         const text = stringField(body, 'text', { maxLength: MAX_TEXT })!;
         log.debug(`command: ${text}`);
-        return answer(res, tab, await runCommand(app.commands, text, ctx, app.library));
+        return answer(res, tab, await runCommand(app.commands, text, ctx, app.library, fromCivitai));
       }
       const id = stringField(body, 'id', { maxLength: MAX_ID })!;
       const value = stringField(body, 'value', { maxLength: MAX_ID, optional: true });

@@ -1,7 +1,7 @@
 // The worker's side of the Redis queue (`npm run worker`, on any number of hosts): takes jobs
 // from BullMQ, runs the processor, settles the job's record, and aborts a running job when the
 // bot publishes its id on the cancel channel.
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, MetricsTime, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type CheckedOutput, checkOutput } from './admission.ts';
 import { type BullConnection, names, openRedis } from './bull-connection.ts';
 import { cancellation, failureOf, InvalidOutputError } from './errors.ts';
@@ -16,6 +16,12 @@ export interface BullWorkerOptions extends BullConnection, WorkerOptions {
   stalledIntervalMs?: number;
 }
 
+/** The reason a job's signal carries when a stopping worker hands it back to the queue. */
+const HAND_BACK = new DOMException(
+  'the worker is shutting down; the job goes back to the queue',
+  'AbortError',
+);
+
 export async function startBullWorker<Data, Result, Progress = Json>(
   processor: JobProcessor<Data, Result, Progress>,
   options: BullWorkerOptions,
@@ -25,24 +31,32 @@ export async function startBullWorker<Data, Result, Progress = Json>(
   const subscriber = openRedis(options, true);
   /** Cancellation of the jobs running here, by id. */
   const running = new Map<string, AbortController>();
+  /** Set when a graceful close ran out of time: running jobs go back to the queue, not to failed. */
+  let handingBack = false;
 
   const worker = new Worker(
     queueName,
     // Three parameters: BullMQ passes its own abort signal only to processors that take one.
-    (job: Job, _token?: string, signal?: AbortSignal) => run(job, signal),
+    (job: Job, token?: string, signal?: AbortSignal) => run(job, token, signal),
     {
       connection: redis,
       prefix,
       concurrency: options.concurrency ?? 1,
       lockDuration: options.lockDurationMs ?? 30_000,
       stalledInterval: options.stalledIntervalMs ?? 30_000,
+      // Per-minute completed/failed counts, which the queue's Prometheus export reports.
+      metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
       autorun: false,
     },
   );
   worker.on('error', (error) => options.onError?.(error));
   const store = new JobStore(redis, worker.toKey('clora'), RECENT_RUNS);
 
-  async function run(job: Job, bullSignal: AbortSignal | undefined): Promise<null> {
+  async function run(
+    job: Job,
+    token: string | undefined,
+    bullSignal: AbortSignal | undefined,
+  ): Promise<null> {
     const id = job.id!;
     const attempt = job.attemptsStarted;
     // Listen before reading the record: a cancel published meanwhile still reaches this run.
@@ -88,6 +102,12 @@ export async function startBullWorker<Data, Result, Progress = Json>(
       running.delete(id);
     }
 
+    if ('error' in result && handingBack && own.signal.reason === HAND_BACK) {
+      // BullMQ's way of returning an active job to the wait list: no attempt is used up.
+      await store.settle(id, { target: 'queued', error: { message: HAND_BACK.message, kind: 'internal' } });
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     let settlement: Settlement;
     if ('output' in result) {
       settlement = { target: 'completed', runMs: Date.now() - startedAt, ...result.output };
@@ -123,8 +143,21 @@ export async function startBullWorker<Data, Result, Progress = Json>(
   await worker.waitUntilReady();
 
   return {
-    close: async () => {
-      await worker.close();
+    close: async (options = {}) => {
+      // BullMQ's close waits for the running jobs; past the grace they are handed back instead.
+      const closing = worker.close();
+      if (options.graceMs !== undefined && running.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), options.graceMs);
+        });
+        if ((await Promise.race([closing, late])) === 'late') {
+          handingBack = true;
+          for (const controller of running.values()) controller.abort(HAND_BACK);
+        }
+        clearTimeout(timer);
+      }
+      await closing;
       await Promise.all([subscriber.quit(), redis.quit()]).catch(() => undefined);
     },
   };

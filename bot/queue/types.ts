@@ -137,8 +137,11 @@ export interface WorkerOptions {
 }
 
 export interface JobWorker {
-  /** Stops taking jobs and waits for the running ones to finish. */
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and waits for the running ones to finish; with `graceMs`, those still
+   * running after it are stopped and handed back to the queue for another worker.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 /** Limits and retention, set where jobs are enqueued. */

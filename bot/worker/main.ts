@@ -7,6 +7,7 @@ import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from '../library/check-client.ts';
 import { LoraLibrary } from '../library/index.ts';
 import { createLogger } from '../log.ts';
+import { onShutdownSignals, startOps } from '../ops/index.ts';
 import { startBullWorker } from '../queue/index.ts';
 import { EngineThread, engineOptions } from './engine-client.ts';
 import { composeProcessor } from './processor.ts';
@@ -19,7 +20,11 @@ async function main(): Promise<void> {
     process.stderr.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel, 'worker');
+  const log = createLogger(config.logLevel, 'worker', config.ops.logFormat);
+  // Up before the model loads, so a probe sees "loading" rather than nothing.
+  const ops = await startOps(config);
+  if (ops)
+    log.info(`health and metrics: http://${config.ops.metricsHost}:${ops.server.port}/healthz, /metrics`);
   const modelPath = config.engine.modelPath!;
   const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
   const checks = new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir });
@@ -29,33 +34,34 @@ async function main(): Promise<void> {
     { checker: checks.check, headerReader: checks.readHeader, onWarning: (m) => log.warn(m) },
   );
   const engine = new EngineThread(engineOptions(config));
+  ops?.watch({ library, engine, redisUrl: config.queue.redisUrl });
   const load = await engine.ready();
   log.info(
     `engine ready in ${((load.checkpointMs + load.compileMs) / 1000).toFixed(1)} s; taking jobs from Redis`,
   );
-  const worker = await startBullWorker(
-    composeProcessor(engine, library, {
-      guidance: {
-        iterations: config.engine.guidanceIterations,
-        lossThreshold: config.engine.guidanceLossThreshold,
-      },
-    }),
-    {
-      redisUrl: config.queue.redisUrl!,
-      concurrency: 1,
-      onError: (e: Error) => log.warn(`queue: ${e.message}`),
+  const processor = composeProcessor(engine, library, {
+    guidance: {
+      iterations: config.engine.guidanceIterations,
+      lossThreshold: config.engine.guidanceLossThreshold,
     },
+  });
+  const worker = await startBullWorker(ops ? ops.instrument(processor) : processor, {
+    redisUrl: config.queue.redisUrl!,
+    concurrency: 1,
+    onError: (e: Error) => log.warn(`queue: ${e.message}`),
+  });
+  const graceMs = config.ops.shutdownGraceSeconds * 1000;
+  onShutdownSignals(
+    async () => {
+      await worker.close({ graceMs });
+      await engine.close();
+      library.close();
+      await checks.close();
+      await ops?.close();
+      log.info('stopped');
+    },
+    { graceMs, log },
   );
-  const stop = async () => {
-    log.info('stopping: finishing the running job');
-    await worker.close();
-    await engine.close();
-    library.close();
-    await checks.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
 }
 
 main().catch((e: unknown) => {

@@ -235,7 +235,7 @@ describe('describeConfigKeys', () => {
     assert.equal(byName.get('ENGINE_DEVICE')?.expects, 'one of cpu, cuda');
     assert.deepEqual(
       docs.filter((d) => d.secret).map((d) => d.name),
-      ['DISCORD_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN'],
+      ['DISCORD_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'CIVITAI_TOKEN'],
     );
     for (const d of docs) assert.ok(d.description.length > 10, `${d.name} has a description`);
     const table = configKeysMarkdown().split('\n');

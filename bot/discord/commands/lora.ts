@@ -1,10 +1,11 @@
-// /lora info name:<lora> shows one LoRA's card; /lora add file:<.safetensors> lets a library
-// admin add a LoRA for everyone: size-capped before download, read only as safetensors, and
-// checked against the SD 1.5 model by the library before it is listed.
+// /lora info name:<lora> shows one LoRA's card; /lora add file:<.safetensors> (or
+// civitai:<id, link or AIR>) lets a library admin add a LoRA for everyone: size-capped before
+// download, read only as safetensors, and checked against the SD 1.5 model before it is listed.
 
 import { type Attachment, InteractionContextType, MessageFlags, SlashCommandBuilder } from 'discord.js';
 import { formatBytes, loraAddedReply } from '../../../commands/loras.ts';
 import { type MessageReply, userErrorReply } from '../../../commands/reply.ts';
+import { addFromCivitai, CIVITAI_ADD_HINT, civitaiClient } from '../../civitai/index.ts';
 import { downloadCapped, UploadTooLarge } from '../../library/download.ts';
 import { MAX_NAME_LENGTH } from '../../library/index.ts';
 import { loraChoices } from '../autocomplete.ts';
@@ -43,7 +44,15 @@ export const lora: SlashCommand = {
             `Add a LoRA for everyone (admins; .safetensors up to ${formatBytes(limits.loraUploadBytes)})`,
           )
           .addAttachmentOption((o) =>
-            o.setName('file').setDescription('The LoRA as a .safetensors file (SD 1.5)').setRequired(true),
+            o.setName('file').setDescription('The LoRA as a .safetensors file (SD 1.5)'),
+          )
+          .addStringOption((o) =>
+            o
+              .setName('civitai')
+              .setDescription(
+                'Or from Civitai: civitai:<model-version id>, a civitai.com model link, or an AIR',
+              )
+              .setMaxLength(300),
           )
           .addStringOption((o) =>
             o
@@ -60,7 +69,10 @@ export const lora: SlashCommand = {
       return;
     }
     const name = interaction.options.getString('name', true);
-    await send(interaction, await withinAckWindow(interaction, deps.app.commands.lora(name)), deps);
+    const reply = deps.app.commands.lora(name, {
+      confirmAdmin: async () => isAdmin(interaction, deps.config.adminRole),
+    });
+    await send(interaction, await withinAckWindow(interaction, reply), deps);
   },
 
   async autocomplete(interaction, deps) {
@@ -105,7 +117,23 @@ async function add(interaction: Parameters<SlashCommand['execute']>[0], deps: Di
     await send(interaction, adminOnlyReply(deps.config.adminRole), deps);
     return;
   }
-  const file = interaction.options.getAttachment('file', true);
+  const civitai = interaction.options.getString('civitai')?.trim();
+  const file = interaction.options.getAttachment('file');
+  if (civitai && !file) {
+    await addFromCivitaiOption(interaction, deps, civitai);
+    return;
+  }
+  if (!file || civitai) {
+    await send(
+      interaction,
+      userErrorReply(
+        'Give the LoRA one way: attach its .safetensors file, or name it on Civitai.',
+        `For example ${CIVITAI_ADD_HINT}.`,
+      ),
+      deps,
+    );
+    return;
+  }
   const problem = uploadProblem(file, deps.limits.loraUploadBytes);
   if (problem) {
     await send(interaction, problem, deps);
@@ -136,4 +164,25 @@ async function add(interaction: Parameters<SlashCommand['execute']>[0], deps: Di
   const entry = result.entry;
   deps.log.info(`LoRA '${entry.name}' ${result.replaced ? 'replaced' : 'added'} by ${interaction.user.id}`);
   await send(interaction, loraAddedReply(entry, result.replaced), deps);
+}
+
+async function addFromCivitaiOption(
+  interaction: Parameters<SlashCommand['execute']>[0],
+  deps: DiscordDeps,
+  reference: string,
+): Promise<void> {
+  // Metadata, download and the check take longer than Discord's 3 seconds.
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  const outcome = await addFromCivitai(
+    {
+      reference,
+      name: interaction.options.getString('name') ?? undefined,
+      replace: interaction.options.getBoolean('replace') ?? false,
+    },
+    civitaiClient(deps.app.config),
+    deps.app.library,
+    deps.limits.loraUploadBytes,
+  );
+  if (outcome.added) deps.log.info(`LoRA '${outcome.added}' added from Civitai by ${interaction.user.id}`);
+  await send(interaction, outcome.reply, deps);
 }

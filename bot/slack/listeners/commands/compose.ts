@@ -16,7 +16,9 @@ export function composeCommand(deps: SlackDeps) {
         await deps.delivery.send(deps.bot.commands.help(), place);
         return;
       }
-      const outcome = await deps.bot.commands.compose(text, commandContext(command));
+      const outcome = await deps.bot.commands.compose(text, commandContext(command), {
+        confirmAdmin: () => deps.admins.isAdmin(command.user_id),
+      });
       await deps.delivery.deliver(outcome, place);
     });
   };
