@@ -4,11 +4,6 @@
 
 import { hostname } from 'node:os';
 import {
-  composeSettings,
-  DEFAULT_COMPOSE_DEFAULTS,
-  DEFAULT_COMPOSE_LIMITS,
-} from '../commands/compose/index.ts';
-import {
   BLOB,
   type ComposeJobData,
   type ComposeJobProgress,
@@ -17,6 +12,7 @@ import {
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
+import { composeSettingsOf } from './compose-settings.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -108,20 +104,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     return { ready: true };
   };
 
-  // A MAX_SIZE under the usual 256 minimum or 512 default narrows both, so some size stays valid.
-  const largestSide = Math.max(64, Math.floor(config.limits.maxSize / 64) * 64);
-  const settings = composeSettings({
-    limits: {
-      maxLoras: config.limits.maxLoras,
-      maxSteps: config.limits.maxSteps,
-      maxSide: config.limits.maxSize,
-      minSide: Math.min(DEFAULT_COMPOSE_LIMITS.minSide, largestSide),
-    },
-    defaults: {
-      width: Math.min(DEFAULT_COMPOSE_DEFAULTS.width, largestSide),
-      height: Math.min(DEFAULT_COMPOSE_DEFAULTS.height, largestSide),
-    },
-  });
+  const settings = composeSettingsOf(config.limits);
   const commands = new ComposeCommands({ queue, library, settings, model });
   queue.on('failed', (e) => {
     if (e.error.kind === 'internal') log.warn(`job ${e.id} failed: ${e.error.message}`);
