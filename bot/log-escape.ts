@@ -5,6 +5,7 @@
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /** C0 controls, DEL, C1 controls, and Unicode's line and paragraph separators. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this module is for
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 /** The text with every control character written as an escape (`\n`, `\u001b`). */
