@@ -16,6 +16,7 @@ import {
 import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
 import type { GuidanceOptions } from '../../engine/clora/spec.ts';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
 import { encodePng } from '../render/index.ts';
@@ -233,6 +234,6 @@ async function main(): Promise<void> {
   await engine.close();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   main().catch((e: unknown) => fail((e as Error).message));
 }
