@@ -2,6 +2,7 @@
 // platform-neutral ChatContext of the user behind an interaction.
 
 import type { BaseInteraction, Client } from 'discord.js';
+import type { UserRateLimit } from '../../commands/rate-limit.ts';
 import type { ChatContext } from '../../commands/service.ts';
 import type { Config, DiscordConfig } from '../../config/index.ts';
 import type { App } from '../app.ts';
@@ -9,7 +10,7 @@ import { composeSettingsOf } from '../compose-settings.ts';
 import type { Logger } from '../log.ts';
 import { discordAttachmentLimit } from '../render/index.ts';
 import { type JobDelivery, originMessage, type ReplyTarget } from './delivery.ts';
-import { isAdmin, type UserRateLimit } from './preconditions.ts';
+import { isAdmin } from './preconditions.ts';
 
 /** The ranges the slash command definitions announce (the commands re-check them all). */
 export interface CommandLimits {

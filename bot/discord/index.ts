@@ -11,6 +11,7 @@ import {
   SimpleShardingStrategy,
   type WebSocketOptions,
 } from 'discord.js';
+import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import { userErrorReply } from '../../commands/reply.ts';
 import type { DiscordConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
@@ -21,7 +22,6 @@ import { handleComponent } from './components/index.ts';
 import { commandLimits, type DiscordDeps } from './context.ts';
 import { DEFAULT_TOKEN_LIFETIME_MS, JobDelivery } from './delivery.ts';
 import { describeError, scrubTokens } from './errors.ts';
-import { DEFAULT_RATE_LIMIT, type RateLimitOptions, slowDownReply, UserRateLimit } from './preconditions.ts';
 import { send } from './respond.ts';
 
 export { registerCommands } from './registration.ts';
@@ -141,7 +141,7 @@ async function dispatch(interaction: Interaction, deps: DiscordDeps): Promise<vo
     deps.log.debug(`${describeInteraction(interaction)} from user ${interaction.user.id}`);
     const allowed = deps.rateLimit.take(interaction.user.id);
     if (!allowed.ok) {
-      await send(interaction, slowDownReply(allowed.retryAfterMs), deps);
+      await send(interaction, allowed.reply, deps);
       return;
     }
     if (interaction.isChatInputCommand()) {

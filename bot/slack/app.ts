@@ -4,6 +4,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { App as BoltApp } from '@slack/bolt';
+import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import type { SlackConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
@@ -11,7 +12,7 @@ import { SlackDelivery } from './delivery.ts';
 import { registerListeners } from './listeners/index.ts';
 import { boltLogger } from './logger.ts';
 import { ChannelPacer } from './pacer.ts';
-import { AdminCheck, DEFAULT_RATE_LIMIT, type RateLimit, UserRateLimiter } from './preconditions.ts';
+import { AdminCheck } from './preconditions.ts';
 import { boltOptions, SLACK_EVENTS_PATH } from './receiver.ts';
 
 export interface SlackOptions {
@@ -21,7 +22,7 @@ export interface SlackOptions {
   port?: number;
   /** HTTP mode: the address it listens on; all of them by default */
   host?: string;
-  rateLimit?: RateLimit;
+  rateLimit?: RateLimitOptions;
   /** least time between two writes to one channel (Slack: about 1 message a second) */
   channelIntervalMs?: number;
   /** least time between two progress edits of one status message */
@@ -55,7 +56,7 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     bot: app,
     slack,
     delivery,
-    limiter: new UserRateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT),
+    limiter: new UserRateLimit(options.rateLimit ?? DEFAULT_RATE_LIMIT),
     admins: new AdminCheck(bolt.client, log),
     log,
   });
