@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { admit, refusal } from './admission.ts';
-import { type BullConnection, names, openRedis } from './bull-connection.ts';
+import { type BullConnection, checkRedis, names, openRedis } from './bull-connection.ts';
 import { estimateStartMs, RECENT_RUNS, typicalRunMs } from './estimate.ts';
 import { EventHub } from './event-hub.ts';
 import { JobStore } from './job-store.ts';
@@ -67,6 +67,7 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
   static async open<Data, Result, Progress = Json>(
     options: BullQueueOptions,
   ): Promise<BullQueue<Data, Result, Progress>> {
+    await checkRedis(options);
     const { queueName, prefix } = names(options);
     const redis = openRedis(options, false);
     const queue = new Queue(queueName, { connection: redis, prefix });
