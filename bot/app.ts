@@ -2,6 +2,7 @@
 // Redis with remote workers, or in this process with the engine on its own thread) and the
 // platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
 
+import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   BLOB,
@@ -17,6 +18,7 @@ import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, LocalQueue, queueSettings } from './queue/index.ts';
+import { StartProblem } from './start-problem.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composeProcessor } from './worker/processor.ts';
 
@@ -44,10 +46,12 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
       base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
     } catch (e) {
+      // Without Redis, main() says this once as the model's status; a stack would add nothing.
       modelProblem = (e as Error).message;
-      log.error(`cannot open the model at ${modelPath}`, e);
+      if (config.queue.redisUrl) log.warn(`MODEL_PATH cannot be used to check LoRAs: ${modelProblem}`);
     }
   }
+  checkLoraDir(config.engine.loraDir);
   const checks =
     base && modelPath
       ? new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir })
@@ -124,6 +128,22 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
       await engine?.close();
     },
   };
+}
+
+/** LORA_DIR must be a folder (it is created when missing). */
+function checkLoraDir(dir: string): void {
+  try {
+    if (!statSync(dir).isDirectory())
+      throw new StartProblem(
+        `LORA_DIR=${dir} is a file, not a folder: point it at the folder of LoRA .safetensors files`,
+      );
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (e instanceof StartProblem) throw e;
+    throw new StartProblem(
+      `LORA_DIR=${dir} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
 }
 
 export { BLOB };

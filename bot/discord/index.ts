@@ -17,6 +17,7 @@ import type { DiscordConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
 import type { Logger } from '../log.ts';
+import { StartProblem, unreachableCode } from '../start-problem.ts';
 import { findCommand } from './commands/index.ts';
 import { handleComponent } from './components/index.ts';
 import { commandLimits, type DiscordDeps } from './context.ts';
@@ -72,21 +73,24 @@ export async function startDiscord(app: App, options: DiscordAdapterOptions = {}
   client.on(Events.ShardDisconnect, (e, id) => log.warn(`gateway shard ${id} disconnected (${e.code})`));
   client.on(Events.ShardReconnecting, (id) => log.info(`gateway shard ${id} reconnecting`));
 
+  let readyTimer: ReturnType<typeof setTimeout> | undefined;
   const ready = new Promise<Client<true>>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error('Discord did not say READY in time; check DISCORD_TOKEN and the network')),
+    readyTimer = setTimeout(
+      () =>
+        reject(new StartProblem('Discord did not say READY in time; check DISCORD_TOKEN and the network')),
       options.readyTimeoutMs ?? 60_000,
     );
     client.once(Events.ClientReady, (c) => {
-      clearTimeout(timer);
+      clearTimeout(readyTimer);
       resolve(c);
     });
   });
   try {
     await client.login(config.token);
   } catch (e) {
+    clearTimeout(readyTimer);
     await client.destroy();
-    throw new Error(`Discord refused to connect: ${describeError(e)}`);
+    throw loginProblem(e, config);
   }
   const readyClient = await ready.catch(async (e: Error) => {
     await client.destroy();
@@ -122,6 +126,20 @@ export async function startDiscord(app: App, options: DiscordAdapterOptions = {}
       await client.destroy();
     },
   };
+}
+
+/** Why login failed, as the operator can act on it: a refused token, no network, or what Discord said. */
+function loginProblem(e: unknown, config: DiscordConfig): Error {
+  if ((e as { code?: unknown }).code === 'TokenInvalid')
+    return new StartProblem(
+      "DISCORD_TOKEN was refused by Discord (not a valid bot token): copy it again from the Bot page of the application's settings",
+    );
+  const unreachable = unreachableCode(e);
+  if (unreachable) {
+    const host = new URL(config.apiUrl ?? 'https://discord.com/api').host;
+    return new StartProblem(`cannot reach Discord at ${host} (${unreachable}): check this machine's network`);
+  }
+  return new Error(`Discord refused to connect: ${describeError(e)}`);
 }
 
 async function dispatch(interaction: Interaction, deps: DiscordDeps): Promise<void> {
