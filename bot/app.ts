@@ -30,13 +30,24 @@ export interface App {
   engine?: EngineThread;
   model(): ModelStatus;
   log: Logger;
+  /**
+   * Call once the adapters are listening: the queue's events start flowing, first those of
+   * jobs that moved while this bot was down (with Redis), so each is delivered once.
+   */
+  listen(): void;
   close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** BullMQ's queue name (REDIS_URL), for bots and workers that share a Redis with others */
+  queueName?: string;
 }
 
 const NO_MODEL =
   'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` writes a tiny test model to try the flow.';
 
-export async function startApp(config: Config, options: { log?: Logger } = {}): Promise<App> {
+export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
@@ -64,14 +75,19 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
 
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
+  let listen = () => {};
   if (config.queue.redisUrl) {
-    queue = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
+    const bull = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
       redisUrl: config.queue.redisUrl,
+      ...(options.queueName ? { queueName: options.queueName } : {}),
+      holdEvents: true,
       // A stable consumer name lets a restarted bot replay the completions it missed.
       consumer: `bot-${hostname()}`,
       onError: (e) => log.warn(`queue: ${e.message}`),
       ...queueSettings(config.queue),
     });
+    queue = bull;
+    listen = () => bull.listen();
     log.info('queue: BullMQ on Redis; run `npm run worker` on the GPU hosts');
   } else {
     const local = new LocalQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
@@ -121,6 +137,7 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     engine,
     model,
     log,
+    listen,
     async close() {
       await queue.close();
       library.close();

@@ -59,6 +59,8 @@ async function main(): Promise<void> {
     adapters.push(await startSlack(app));
   }
   for (const a of adapters) log.info(`${a.name} ready: ${a.address}`);
+  // Every adapter listens now: jobs that moved while the bot was down can be delivered.
+  app.listen();
 
   let stopping = false;
   const stop = async (signal: string) => {

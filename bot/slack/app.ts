@@ -55,6 +55,7 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     progressIntervalMs: options.progressIntervalMs ?? 1000,
     ...(who.user ? { botName: who.user } : {}),
   });
+  delivery.adopt();
   registerListeners(bolt, {
     bot: app,
     slack,
