@@ -252,7 +252,7 @@ export class SlackDelivery {
   private async adoptJob(jobId: string): Promise<void> {
     const { bot, log } = this.o;
     const job = await bot.queue.get(jobId);
-    if (!job || job.data.origin.platform !== 'slack' || job.delivered) return;
+    if (job?.data.origin.platform !== 'slack' || job.delivered) return;
     if (this.stopped || this.statuses.has(jobId) || this.mine.has(jobId)) return;
     const stored = storedStatus(job);
     if (stored) {
