@@ -148,7 +148,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
 }
 
 /** LORA_DIR must be a folder (it is created when missing). */
-function checkLoraDir(dir: string): void {
+export function checkLoraDir(dir: string): void {
   try {
     if (!statSync(dir).isDirectory())
       throw new StartProblem(

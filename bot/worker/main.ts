@@ -4,6 +4,7 @@
 
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { checkLoraDir } from '../app.ts';
 import { LoraCheckThread } from '../library/check-client.ts';
 import { LoraLibrary } from '../library/index.ts';
 import { createLogger } from '../log.ts';
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, 'worker');
   const modelPath = config.engine.modelPath!;
+  checkLoraDir(config.engine.loraDir);
   const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
   const checks = new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir });
   const library = await LoraLibrary.open(
