@@ -2,12 +2,8 @@
 // Redis with remote workers, or in this process with the engine on its own thread) and the
 // platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
 
+import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import {
-  composeSettings,
-  DEFAULT_COMPOSE_DEFAULTS,
-  DEFAULT_COMPOSE_LIMITS,
-} from '../commands/compose/index.ts';
 import {
   BLOB,
   type ComposeJobData,
@@ -18,10 +14,12 @@ import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../command
 import type { Config } from '../config/index.ts';
 import { ClipTokenizer } from '../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
+import { composeSettingsOf } from './compose-settings.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
+import { StartProblem } from './start-problem.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composePreflight } from './worker/preflight.ts';
 import { composeProcessor } from './worker/processor.ts';
@@ -39,19 +37,26 @@ export interface App {
    * `graceMs`, and no new one starts. With Redis the workers run jobs, so there is nothing to wait for.
    */
   drain(graceMs: number): Promise<void>;
+  /**
+   * Call once the adapters are listening: the queue's events start flowing, first those of
+   * jobs that moved while this bot was down (with Redis), so each is delivered once.
+   */
+  listen(): void;
   close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** BullMQ's queue name (REDIS_URL), for bots and workers that share a Redis with others */
+  queueName?: string;
+  /** wraps the in-process engine's job processor, e.g. to count and time its runs for /metrics */
+  instrument?: (processor: ReturnType<typeof composeProcessor>) => ReturnType<typeof composeProcessor>;
 }
 
 const NO_MODEL =
   'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` writes a tiny test model to try the flow.';
 
-export interface AppOptions {
-  log?: Logger;
-  /** wraps the in-process engine's job processor, e.g. to count and time its runs for /metrics */
-  instrument?: (processor: ReturnType<typeof composeProcessor>) => ReturnType<typeof composeProcessor>;
-}
-
-export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
@@ -63,10 +68,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
       tokenizer = ClipTokenizer.fromDir(ck.tokenizerDir);
     } catch (e) {
+      // Without Redis, main() says this once as the model's status; a stack would add nothing.
       modelProblem = (e as Error).message;
-      log.error(`cannot open the model at ${modelPath}`, e);
+      if (config.queue.redisUrl) log.warn(`MODEL_PATH cannot be used to check LoRAs: ${modelProblem}`);
     }
   }
+  checkLoraDir(config.engine.loraDir);
   // Headers are read on this thread too, with or without a model to check against.
   const checks = new LoraCheckThread(
     base && modelPath ? { modelPath, tokenizerDir: config.engine.tokenizerDir } : {},
@@ -81,14 +88,19 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let queue: ComposeQueue;
   let engine: EngineThread | undefined;
   let localWorker: JobWorker | undefined;
+  let listen = () => {};
   if (config.queue.redisUrl) {
-    queue = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
+    const bull = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
       redisUrl: config.queue.redisUrl,
+      ...(options.queueName ? { queueName: options.queueName } : {}),
+      holdEvents: true,
       // A stable consumer name lets a restarted bot replay the completions it missed.
       consumer: `bot-${hostname()}`,
       onError: (e) => log.warn(`queue: ${e.message}`),
       ...queueSettings(config.queue),
     });
+    queue = bull;
+    listen = () => bull.listen();
     log.info('queue: BullMQ on Redis; run `npm run worker` on the GPU hosts');
   } else {
     const local = new LocalQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
@@ -124,20 +136,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     return { ready: true };
   };
 
-  // A MAX_SIZE under the usual 256 minimum or 512 default narrows both, so some size stays valid.
-  const largestSide = Math.max(64, Math.floor(config.limits.maxSize / 64) * 64);
-  const settings = composeSettings({
-    limits: {
-      maxLoras: config.limits.maxLoras,
-      maxSteps: config.limits.maxSteps,
-      maxSide: config.limits.maxSize,
-      minSide: Math.min(DEFAULT_COMPOSE_LIMITS.minSide, largestSide),
-    },
-    defaults: {
-      width: Math.min(DEFAULT_COMPOSE_DEFAULTS.width, largestSide),
-      height: Math.min(DEFAULT_COMPOSE_DEFAULTS.height, largestSide),
-    },
-  });
+  const settings = composeSettingsOf(config.limits);
   const commands = new ComposeCommands({
     queue,
     library,
@@ -165,6 +164,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       await Promise.race([localWorker.close(), late]);
       clearTimeout(timer);
     },
+    listen,
     async close() {
       await queue.close();
       library.close();
@@ -172,6 +172,22 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       await engine?.close();
     },
   };
+}
+
+/** LORA_DIR must be a folder (it is created when missing). */
+export function checkLoraDir(dir: string): void {
+  try {
+    if (!statSync(dir).isDirectory())
+      throw new StartProblem(
+        `LORA_DIR=${dir} is a file, not a folder: point it at the folder of LoRA .safetensors files`,
+      );
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (e instanceof StartProblem) throw e;
+    throw new StartProblem(
+      `LORA_DIR=${dir} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
 }
 
 export { BLOB };

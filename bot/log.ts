@@ -1,7 +1,9 @@
 // One-line structured logs on stdout/stderr, filtered by LOG_LEVEL. Values pass through
-// redactText so a token that ends up in a message is masked anyway.
+// redactText so a token that ends up in a message is masked anyway, then through
+// escapeControlCharacters so a value cannot break its line or drive the terminal.
 
 import { redactText } from '../config/index.ts';
+import { escapeControlCharacters } from './log-escape.ts';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LEVELS)[number] | 'silent';
@@ -25,7 +27,7 @@ export function createLogger(level: LogLevel = 'info', scope = 'bot', format: Lo
     const line =
       format === 'json'
         ? `${JSON.stringify({ time, level: at, scope, msg: redactText(message) })}\n`
-        : `${time} ${at.padEnd(5)} [${scope}] ${redactText(message)}\n`;
+        : `${time} ${at.padEnd(5)} [${scope}] ${escapeControlCharacters(redactText(message))}\n`;
     (LEVELS.indexOf(at) >= LEVELS.indexOf('warn') ? process.stderr : process.stdout).write(line);
   };
   return {

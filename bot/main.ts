@@ -2,13 +2,30 @@
 // playground on 127.0.0.1. Without REDIS_URL the engine runs in this process, on its own
 // thread; with it, `npm run worker` processes jobs on any number of hosts.
 
-import { ConfigError, loadConfig, redact } from '../config/index.ts';
+import { ConfigError, configKeysText, loadConfig, redact, redactText } from '../config/index.ts';
 import type { Adapter } from './adapter.ts';
 import { startApp } from './app.ts';
 import { createLogger } from './log.ts';
 import { onShutdownSignals, startOps } from './ops/index.ts';
+import { StartProblem } from './start-problem.ts';
+
+const USAGE = `usage: npm start
+Starts the bot: Discord and/or Slack when their tokens are set, else the local playground.
+It takes no arguments; it is configured by environment variables (or a JSON file named by
+CLORA_CONFIG), with these defaults:
+
+${configKeysText()}`;
 
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`npm start takes no arguments (got ${args.join(' ')}); see npm start -- --help\n`);
+    process.exit(2);
+  }
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);
@@ -53,6 +70,8 @@ async function main(): Promise<void> {
     adapters.push(await startSlack(app));
   }
   for (const a of adapters) log.info(`${a.name} ready: ${a.address}`);
+  // Every adapter listens now: jobs that moved while the bot was down can be delivered.
+  app.listen();
 
   onShutdownSignals(
     async () => {
@@ -67,8 +86,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(
-    `clora-bot could not start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
-  );
+  // A problem the operator can fix is one line; anything else is a bug and keeps its stack.
+  const told =
+    e instanceof StartProblem ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+  process.stderr.write(`clora-bot could not start: ${redactText(told)}\n`);
   process.exit(1);
 });

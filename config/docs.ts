@@ -2,6 +2,7 @@
 // one schema (config/keys.ts), so the README never drifts from what the bot reads.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isEntryPoint } from '../engine/entry-point.ts';
 import { configKeysMarkdown } from './index.ts';
 
 export const README = fileURLToPath(new URL('../README.md', import.meta.url));
@@ -16,7 +17,7 @@ export function readmeWithConfigTable(readme: string): string {
   return `${readme.slice(0, from + START.length)}\n${configKeysMarkdown()}\n${readme.slice(to)}`;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   writeFileSync(README, readmeWithConfigTable(readFileSync(README, 'utf8')));
   console.log('README.md: configuration table updated');
 }

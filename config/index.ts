@@ -52,6 +52,18 @@ export function describeConfigKeys(): ConfigKeyDoc[] {
   ];
 }
 
+/** The keys as plain text for a terminal: name, default and meaning, one key a line. */
+export function configKeysText(): string {
+  const keys = describeConfigKeys();
+  const width = Math.max(...keys.map((k) => k.name.length));
+  return keys
+    .map(
+      (k) =>
+        `  ${k.name.padEnd(width)}  ${k.description}${k.default === undefined ? '' : ` (default: ${k.default})`}${k.secret ? ' (secret)' : ''}`,
+    )
+    .join('\n');
+}
+
 /** The README's table of keys, as Markdown. */
 export function configKeysMarkdown(): string {
   const cell = (s: string) => s.replaceAll('|', '\\|');

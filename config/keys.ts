@@ -19,6 +19,10 @@ const path = (what: string) => kind(z.string().min(1), `a path to ${what}`);
 const int = (min: number, max: number) =>
   kind(z.coerce.number().int().min(min).max(max), `an integer from ${min} to ${max}`);
 
+/** Image sides: SD 1.5's VAE and UNet halve a side three times after the VAE's 8× reduction. */
+const side = (min: number, max: number) =>
+  kind(z.coerce.number().int().min(min).max(max).multipleOf(64), `a multiple of 64 from ${min} to ${max}`);
+
 const decimal = (min: number, max: number) =>
   kind(z.coerce.number().min(min).max(max), `a number from ${min} to ${max}`);
 
@@ -131,7 +135,9 @@ export const configKeys = {
   }),
   MAX_LORAS: withDefault(int(1, 64), 8, { description: 'most LoRAs one /compose may use' }),
   MAX_STEPS: withDefault(int(1, 1000), 150, { description: 'most denoising steps one job may ask for' }),
-  MAX_SIZE: withDefault(int(64, 4096), 1024, { description: 'largest image width or height in pixels' }),
+  MAX_SIZE: withDefault(side(64, 4096), 1024, {
+    description: 'largest image width or height in pixels (a multiple of 64)',
+  }),
   USER_CONCURRENCY: withDefault(int(1, 100), 1, {
     description: 'jobs one user may have queued or running at once',
   }),

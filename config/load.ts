@@ -170,9 +170,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
   ) {
     issues.push(issue('ENGINE_DTYPE', raw.get('ENGINE_DTYPE'), 'float32 unless ENGINE_DEVICE=cuda'));
   }
+  // Half a platform's settings would silently open the playground instead: name the missing half.
   if (v.DISCORD_TOKEN !== undefined) need('DISCORD_APPLICATION_ID', 'needed with DISCORD_TOKEN');
+  for (const partner of ['DISCORD_APPLICATION_ID', 'DISCORD_GUILD_ID', 'DISCORD_ADMIN_ROLE'] as const) {
+    if (v[partner] !== undefined) need('DISCORD_TOKEN', `${partner} is set`);
+  }
   if (v.SLACK_BOT_TOKEN !== undefined && ok('SLACK_APP_TOKEN') && v.SLACK_APP_TOKEN === undefined) {
     need('SLACK_SIGNING_SECRET', 'needed with SLACK_BOT_TOKEN unless SLACK_APP_TOKEN is set');
+  }
+  for (const partner of ['SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN'] as const) {
+    if (v[partner] !== undefined) need('SLACK_BOT_TOKEN', `${partner} is set`);
   }
   if (options.role === 'worker') {
     need('REDIS_URL', 'a worker takes its jobs from Redis');

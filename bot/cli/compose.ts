@@ -3,29 +3,57 @@
 // Composes from the command line with the same /compose language the chat front speaks and
 // writes image.png, masks.png, maps.png and report.json; a progress bar goes to stderr.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
-  composeSettings,
+  type ComposeSettings,
   loraCatalog,
   parseCompose,
   pointAtError,
   resolveLoras,
   withSeed,
 } from '../../commands/compose/index.ts';
+import { type Config, ConfigError, loadConfig } from '../../config/index.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
-import type { GuidanceOptions } from '../../engine/clora/spec.ts';
+import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.ts';
+import { isEntryPoint } from '../../engine/entry-point.ts';
+import { composeSettingsOf } from '../compose-settings.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
 import { encodePng } from '../render/index.ts';
 import { type ResolvedLora, specFromRequest } from '../worker/spec.ts';
+import { cudaProviderProblem, loraFileProblem, prepareOutFolder } from './checks.ts';
 
-const USAGE = `usage: npm run compose -- --model <diffusers dir | .safetensors> --lora NAME=FILE [--lora …]
-         "<compose text>" [compose options: --seed N --steps N --size WxH --cfg X --neg "…" --sampler S --method M]
-         [--out DIR] [--tokenizer DIR] [--trigger NAME=WORDS] [--threads N] [--device cpu|cuda] [--cache DIR]
-         [--no-update] [--no-mask] [--published] [--iterations N] [--loss-threshold X] [--step-size X]
-         [--mask-threshold X] [--morphology none|open|close|dilate|erode] [--apply-mask-after N] [--no-te-lora]`;
+function usage(settings: ComposeSettings, device: string): string {
+  const d = settings.defaults;
+  const g = defaultGuidance(d.steps);
+  return `usage: npm run compose -- --model <diffusers dir | .safetensors> --lora NAME=FILE [--lora …] "<compose text>"
+
+compose options (the /compose language; limits from MAX_STEPS, MAX_SIZE, MAX_LORAS):
+  --seed N                random unless given
+  --steps N               default ${d.steps}, at most ${settings.limits.maxSteps}
+  --size WxH              multiples of 64 from ${settings.limits.minSide} to ${settings.limits.maxSide}; default ${d.width}x${d.height}
+  --cfg X                 default ${d.cfg}
+  --neg "…"               negative prompt
+  --sampler S             default ${d.sampler}
+  --method M              default ${d.method}
+
+this command:
+  --out DIR               default out (created if missing)
+  --tokenizer DIR         default: the checkpoint's tokenizer/
+  --trigger NAME=WORDS    default: the LoRA's most frequent tag, else its name
+  --threads N             default: onnxruntime decides
+  --device cpu|cuda       default ${device} (ENGINE_DEVICE)
+  --cache DIR             default .cache/models
+  --no-update --no-mask --published --no-te-lora
+  --iterations N          default ${g.iterations}
+  --loss-threshold X      default: off
+  --step-size X           default ${g.stepSize}
+  --mask-threshold X      default ${g.maskThreshold}
+  --morphology M          none|open|close|dilate|erode, default ${g.morphology}
+  --apply-mask-after N    default ${g.applyMaskAfter}`;
+}
 
 interface CliOptions {
   model?: string;
@@ -39,6 +67,9 @@ interface CliOptions {
   guidance: Partial<GuidanceOptions>;
   textEncoderLora: boolean;
   composeWords: string[];
+  help: boolean;
+  /** --device as given; the configuration's ENGINE_DEVICE otherwise */
+  deviceGiven: boolean;
 }
 
 function fail(message: string): never {
@@ -56,6 +87,8 @@ export function parseCli(argv: string[]): CliOptions {
     guidance: {},
     textEncoderLora: true,
     composeWords: [],
+    help: false,
+    deviceGiven: false,
   };
   const pair = (v: string | undefined, flag: string): [string, string] => {
     const at = v?.indexOf('=') ?? -1;
@@ -97,6 +130,7 @@ export function parseCli(argv: string[]): CliOptions {
         const d = next();
         if (d !== 'cpu' && d !== 'cuda') fail(`--device is cpu or cuda, got ${JSON.stringify(d)}`);
         o.device = d;
+        o.deviceGiven = true;
         break;
       }
       case '--cache':
@@ -138,8 +172,7 @@ export function parseCli(argv: string[]): CliOptions {
         break;
       case '--help':
       case '-h':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
+        o.help = true;
         break;
       default: {
         // The compose language's own words and options; an option's value stays one argument.
@@ -162,11 +195,24 @@ function progressBar(p: Progress): string {
 
 async function main(): Promise<void> {
   const o = parseCli(process.argv.slice(2));
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (e) {
+    fail(e instanceof ConfigError ? e.message : String(e));
+  }
+  // The bot's limits and defaults (MAX_SIZE, MAX_STEPS, MAX_LORAS), by the bot's one rule.
+  const settings = composeSettingsOf(config.limits);
+  if (!o.deviceGiven) o.device = config.engine.device;
+  const USAGE = usage(settings, o.device);
+  if (o.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   if (!o.model)
     fail(`--model is missing: point it at an SD 1.5 diffusers folder or .safetensors file\n${USAGE}`);
   if (o.composeWords.length === 0)
     fail(`no compose text given, e.g. "cat:<tabby> penguin:<plush> in a house"\n${USAGE}`);
-  const settings = composeSettings();
   const text = o.composeWords.join(' ');
   const parsed = parseCompose(text, settings);
   if (!parsed.ok) fail(`${parsed.error.message}\n${pointAtError(text, parsed.error)}`);
@@ -177,6 +223,17 @@ async function main(): Promise<void> {
     );
   }
   const request = withSeed(resolved.request);
+  // Everything that can be checked before minutes of composing is checked first.
+  for (const [name, file] of o.loras) {
+    const problem = loraFileProblem(file);
+    if (problem) fail(`--lora ${name}=${file}: ${problem}`);
+  }
+  const outProblem = prepareOutFolder(o.out);
+  if (outProblem) fail(`--out ${o.out}: ${outProblem}`);
+  if (o.device === 'cuda') {
+    const problem = cudaProviderProblem();
+    if (problem) fail(problem);
+  }
 
   process.stderr.write(`loading ${o.model} …\n`);
   const engine = await Engine.load({
@@ -200,7 +257,6 @@ async function main(): Promise<void> {
 
   const result = await engine.compose(spec, { onProgress: (p) => process.stderr.write(progressBar(p)) });
   process.stderr.write('\n');
-  mkdirSync(o.out, { recursive: true });
   const rgb = decodedImage(result.image, result.width, result.height);
   writeFileSync(join(o.out, 'image.png'), await encodePng(rgb));
   const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes: 64 * 1024 * 1024 });
@@ -233,6 +289,6 @@ async function main(): Promise<void> {
   await engine.close();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   main().catch((e: unknown) => fail((e as Error).message));
 }

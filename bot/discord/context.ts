@@ -2,14 +2,15 @@
 // platform-neutral ChatContext of the user behind an interaction.
 
 import type { BaseInteraction, Client } from 'discord.js';
-import { DEFAULT_COMPOSE_LIMITS } from '../../commands/compose/index.ts';
+import type { UserRateLimit } from '../../commands/rate-limit.ts';
 import type { ChatContext } from '../../commands/service.ts';
 import type { Config, DiscordConfig } from '../../config/index.ts';
 import type { App } from '../app.ts';
+import { composeSettingsOf } from '../compose-settings.ts';
 import type { Logger } from '../log.ts';
 import { discordAttachmentLimit } from '../render/index.ts';
 import { type JobDelivery, originMessage, type ReplyTarget } from './delivery.ts';
-import { isAdmin, type UserRateLimit } from './preconditions.ts';
+import { isAdmin } from './preconditions.ts';
 
 /** The ranges the slash command definitions announce (the commands re-check them all). */
 export interface CommandLimits {
@@ -22,13 +23,13 @@ export interface CommandLimits {
   loraUploadBytes: number;
 }
 
-/** The limits as the app applies them (MAX_SIZE narrows the sides to multiples of 64). */
+/** The limits as the app applies them (bot/compose-settings.ts). */
 export function commandLimits(config: Config): CommandLimits {
-  const maxSide = Math.max(64, Math.floor(config.limits.maxSize / 64) * 64);
+  const { limits } = composeSettingsOf(config.limits);
   return {
-    maxSteps: config.limits.maxSteps,
-    maxSide,
-    minSide: Math.min(DEFAULT_COMPOSE_LIMITS.minSide, maxSide),
+    maxSteps: limits.maxSteps,
+    maxSide: limits.maxSide,
+    minSide: limits.minSide,
     loraUploadBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
   };
 }

@@ -1,7 +1,8 @@
 // Following jobs on Discord: progress edits the interaction's reply (throttled), the result
 // replaces it; once the interaction token is too old (Discord keeps it 15 minutes) the result
 // goes to the channel as a bot message instead. Jobs this process did not start following (it
-// restarted meanwhile) are finished the same way from what the job's origin recorded.
+// restarted meanwhile) are finished the same way from what the job's origin recorded; the
+// queue's delivery claim keeps a job from being answered twice.
 
 import { type Client, InteractionWebhook, Routes } from 'discord.js';
 import { type Following, followJob } from '../../commands/follow.ts';
@@ -93,7 +94,7 @@ export class JobDelivery {
       },
       {
         minIntervalMs: this.options.progressIntervalMs,
-        onFinal: (reply) => this.finish(target, reply, gone),
+        onFinal: (reply) => this.finish(jobId, target, reply, gone),
       },
     );
     this.follows.set(jobId, following);
@@ -129,12 +130,24 @@ export class JobDelivery {
     const target = job && targetOf(job);
     if (!target) return;
     this.log.debug(`job ${jobId} ended while no one here followed it; delivering from its origin`);
-    await this.finish(target, await this.app.commands.jobReply(jobId), false);
+    await this.finish(jobId, target, await this.app.commands.jobReply(jobId), false);
   }
 
-  private async finish(target: ReplyTarget, reply: Reply, gone: boolean): Promise<void> {
+  private async finish(jobId: string, target: ReplyTarget, reply: Reply, gone: boolean): Promise<void> {
+    // Another process (this bot before a restart) may have answered already.
+    if (!(await this.claim(jobId))) return;
     if (!gone && this.alive(target) && (await this.editOriginal(target, reply))) return;
     await this.postToChannel(target, reply);
+  }
+
+  /** True for the one process that delivers this job's outcome; a queue that cannot say errs on delivering. */
+  private async claim(jobId: string): Promise<boolean> {
+    try {
+      return await this.app.queue.claimDelivery(jobId);
+    } catch (e) {
+      this.log.warn(`job ${jobId}: could not claim its delivery: ${describeError(e)}`);
+      return true;
+    }
   }
 
   /** false when the token no longer works; other failures are logged and count as delivered. */

@@ -11,17 +11,18 @@ import {
   SimpleShardingStrategy,
   type WebSocketOptions,
 } from 'discord.js';
+import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import { userErrorReply } from '../../commands/reply.ts';
 import type { DiscordConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
 import type { Logger } from '../log.ts';
+import { StartProblem, unreachableCode } from '../start-problem.ts';
 import { findCommand } from './commands/index.ts';
 import { handleComponent } from './components/index.ts';
 import { commandLimits, type DiscordDeps } from './context.ts';
 import { DEFAULT_TOKEN_LIFETIME_MS, JobDelivery } from './delivery.ts';
 import { describeError, scrubTokens } from './errors.ts';
-import { DEFAULT_RATE_LIMIT, type RateLimitOptions, slowDownReply, UserRateLimit } from './preconditions.ts';
 import { send } from './respond.ts';
 
 export { registerCommands } from './registration.ts';
@@ -72,21 +73,24 @@ export async function startDiscord(app: App, options: DiscordAdapterOptions = {}
   client.on(Events.ShardDisconnect, (e, id) => log.warn(`gateway shard ${id} disconnected (${e.code})`));
   client.on(Events.ShardReconnecting, (id) => log.info(`gateway shard ${id} reconnecting`));
 
+  let readyTimer: ReturnType<typeof setTimeout> | undefined;
   const ready = new Promise<Client<true>>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error('Discord did not say READY in time; check DISCORD_TOKEN and the network')),
+    readyTimer = setTimeout(
+      () =>
+        reject(new StartProblem('Discord did not say READY in time; check DISCORD_TOKEN and the network')),
       options.readyTimeoutMs ?? 60_000,
     );
     client.once(Events.ClientReady, (c) => {
-      clearTimeout(timer);
+      clearTimeout(readyTimer);
       resolve(c);
     });
   });
   try {
     await client.login(config.token);
   } catch (e) {
+    clearTimeout(readyTimer);
     await client.destroy();
-    throw new Error(`Discord refused to connect: ${describeError(e)}`);
+    throw loginProblem(e, config);
   }
   const readyClient = await ready.catch(async (e: Error) => {
     await client.destroy();
@@ -124,6 +128,20 @@ export async function startDiscord(app: App, options: DiscordAdapterOptions = {}
   };
 }
 
+/** Why login failed, as the operator can act on it: a refused token, no network, or what Discord said. */
+function loginProblem(e: unknown, config: DiscordConfig): Error {
+  if ((e as { code?: unknown }).code === 'TokenInvalid')
+    return new StartProblem(
+      "DISCORD_TOKEN was refused by Discord (not a valid bot token): copy it again from the Bot page of the application's settings",
+    );
+  const unreachable = unreachableCode(e);
+  if (unreachable) {
+    const host = new URL(config.apiUrl ?? 'https://discord.com/api').host;
+    return new StartProblem(`cannot reach Discord at ${host} (${unreachable}): check this machine's network`);
+  }
+  return new Error(`Discord refused to connect: ${describeError(e)}`);
+}
+
 async function dispatch(interaction: Interaction, deps: DiscordDeps): Promise<void> {
   try {
     if (interaction.isAutocomplete()) {
@@ -141,7 +159,7 @@ async function dispatch(interaction: Interaction, deps: DiscordDeps): Promise<vo
     deps.log.debug(`${describeInteraction(interaction)} from user ${interaction.user.id}`);
     const allowed = deps.rateLimit.take(interaction.user.id);
     if (!allowed.ok) {
-      await send(interaction, slowDownReply(allowed.retryAfterMs), deps);
+      await send(interaction, allowed.reply, deps);
       return;
     }
     if (interaction.isChatInputCommand()) {

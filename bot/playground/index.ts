@@ -19,6 +19,7 @@ import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
 import { addFromCivitai, type CivitaiAddRequest, civitaiClient } from '../civitai/index.ts';
+import { StartProblem } from '../start-problem.ts';
 import { runCommand } from './commands.ts';
 import { complete, MAX_COMPLETIONS } from './complete.ts';
 import { EventHub, TAB_ID } from './events.ts';
@@ -328,16 +329,16 @@ function urlHost(host: string): string {
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
   switch (e.code) {
     case 'EADDRINUSE':
-      return new Error(
+      return new StartProblem(
         `the playground cannot listen on ${host}:${port}: the port is in use; set PLAYGROUND_PORT to a free port (0 picks one)`,
       );
     case 'EACCES':
-      return new Error(
+      return new StartProblem(
         `the playground may not listen on port ${port}; set PLAYGROUND_PORT to a port above 1023`,
       );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return new Error(
+      return new StartProblem(
         `the playground cannot listen on ${host}: no such local address; set PLAYGROUND_HOST (default 127.0.0.1)`,
       );
     default:

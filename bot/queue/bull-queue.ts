@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { admit, refusal } from './admission.ts';
-import { type BullConnection, names, openRedis } from './bull-connection.ts';
+import { type BullConnection, checkRedis, names, openRedis } from './bull-connection.ts';
 import { estimateStartMs, RECENT_RUNS, typicalRunMs } from './estimate.ts';
 import { EventHub } from './event-hub.ts';
 import { JobStore } from './job-store.ts';
@@ -28,6 +28,11 @@ export interface BullQueueOptions extends BullConnection, QueueSettings {
    * the events it missed while down (completions to deliver). Without it, only new events.
    */
   consumer?: string;
+  /**
+   * Hear no events until listen() is called, so the events a restarted bot replays (jobs that
+   * ended while it was down) wait for the adapters that deliver them; default false.
+   */
+  holdEvents?: boolean;
 }
 
 /** BullMQ's own job name; the queue name says what the jobs are. */
@@ -38,6 +43,7 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
   /** Events are handled one at a time, in stream order. */
   #handling: Promise<void> = Promise.resolve();
   #closed = false;
+  #listening = false;
 
   private constructor(
     private readonly options: BullQueueOptions,
@@ -67,6 +73,7 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
   static async open<Data, Result, Progress = Json>(
     options: BullQueueOptions,
   ): Promise<BullQueue<Data, Result, Progress>> {
+    await checkRedis(options);
     const { queueName, prefix } = names(options);
     const redis = openRedis(options, false);
     const queue = new Queue(queueName, { connection: redis, prefix });
@@ -83,6 +90,7 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
         connection: eventsRedis,
         prefix,
         lastEventId: cursor ?? latest[0]?.[0] ?? '0',
+        autorun: !options.holdEvents,
       });
       events.on('error', (error) => options.onError?.(error));
       await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
@@ -142,6 +150,14 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
     return this.store.read<Data, Result, Progress>(id);
   }
 
+  setDelivery(id: string, delivery: { [key: string]: Json }): Promise<boolean> {
+    return this.store.setDelivery(id, JSON.stringify(delivery));
+  }
+
+  claimDelivery(id: string): Promise<boolean> {
+    return this.store.claimDelivery(id);
+  }
+
   async position(id: string): Promise<QueuePosition | undefined> {
     const [waiting, active, recent] = await Promise.all([
       this.queue.getRanges(['wait', 'prioritized'], 0, -1, true),
@@ -165,6 +181,13 @@ export class BullQueue<Data, Result, Progress = Json> implements JobQueue<Data, 
 
   on<T extends QueueEventType>(type: T, listener: QueueListener<Progress, T>): () => void {
     return this.#hub.on(type, listener);
+  }
+
+  /** Starts hearing events held back by `holdEvents`, the missed ones first. */
+  listen(): void {
+    if (!this.options.holdEvents || this.#listening || this.#closed) return;
+    this.#listening = true;
+    this.events.run().catch((error: Error) => this.options.onError?.(error));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
 // bot publishes its id on the cancel channel.
 import { type Job, MetricsTime, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type CheckedOutput, checkOutput } from './admission.ts';
-import { type BullConnection, names, openRedis } from './bull-connection.ts';
+import { type BullConnection, checkRedis, names, openRedis } from './bull-connection.ts';
 import { cancellation, failureOf, InvalidOutputError } from './errors.ts';
 import { RECENT_RUNS } from './estimate.ts';
 import { JobStore, type Settlement } from './job-store.ts';
@@ -26,6 +26,7 @@ export async function startBullWorker<Data, Result, Progress = Json>(
   processor: JobProcessor<Data, Result, Progress>,
   options: BullWorkerOptions,
 ): Promise<JobWorker> {
+  await checkRedis(options);
   const { queueName, prefix } = names(options);
   const redis = openRedis(options, true);
   const subscriber = openRedis(options, true);

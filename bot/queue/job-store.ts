@@ -4,7 +4,7 @@
 //
 // Keys, under base = `<prefix>:<queue>:clora`:
 //   base:job:<id>            hash: data userId scope priority state attempts enqueuedAt startedAt
-//                            finishedAt progress result blobs error cancel ttl
+//                            finishedAt progress result blobs error cancel ttl delivery delivered
 //   base:blob:<id>:<name>    string: blob bytes, same expiry as the record
 //   base:user:<userId>       set of live job ids        base:scope:<scope>  likewise
 //   base:runs                list of recent run times (ms), newest first
@@ -119,6 +119,19 @@ redis.call('PEXPIRE', rec, ttl)
 redis.call('SREM', base .. ':user:' .. redis.call('HGET', rec, 'userId'), id)
 redis.call('SREM', base .. ':scope:' .. redis.call('HGET', rec, 'scope'), id)
 return target
+`);
+
+/** KEYS: record. ARGV: delivery JSON. Returns 1 when the record exists. */
+const setDeliveryScript = new LuaScript(`
+if not redis.call('HGET', KEYS[1], 'state') then return 0 end
+redis.call('HSET', KEYS[1], 'delivery', ARGV[1])
+return 1
+`);
+
+/** KEYS: record. Returns 1 for the first claim of an existing record. */
+const claimDeliveryScript = new LuaScript(`
+if not redis.call('HGET', KEYS[1], 'state') then return 0 end
+return redis.call('HSETNX', KEYS[1], 'delivered', '1')
 `);
 
 export type Started =
@@ -266,7 +279,17 @@ export class JobStore {
       enqueuedAt: Number(h.enqueuedAt),
       ...(startedAt !== undefined && { startedAt }),
       ...(finishedAt !== undefined && { finishedAt }),
+      ...(h.delivery !== undefined && { delivery: JSON.parse(h.delivery) }),
+      delivered: h.delivered === '1',
     };
+  }
+
+  async setDelivery(id: string, deliveryJson: string): Promise<boolean> {
+    return (await setDeliveryScript.run(this.redis, [this.#record(id)], [deliveryJson])) === 1;
+  }
+
+  async claimDelivery(id: string): Promise<boolean> {
+    return (await claimDeliveryScript.run(this.redis, [this.#record(id)], [])) === 1;
   }
 
   async state(id: string): Promise<JobState | undefined> {

@@ -39,6 +39,8 @@ interface LocalJob {
   enqueuedAt: number;
   startedAt?: number;
   finishedAt?: number;
+  delivery?: { [key: string]: Json };
+  delivered: boolean;
   /** Order among equal priorities; renewed when a retry re-enters the queue, as in BullMQ. */
   seq: number;
   run?: AbortController;
@@ -89,6 +91,7 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
       attempts: 0,
       cancelRequested: false,
       enqueuedAt: Date.now(),
+      delivered: false,
       seq: ++this.#seq,
     };
     this.#jobs.set(job.id, job);
@@ -133,7 +136,23 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
       enqueuedAt: job.enqueuedAt,
       ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
       ...(job.finishedAt !== undefined && { finishedAt: job.finishedAt }),
+      ...(job.delivery && { delivery: structuredClone(job.delivery) }),
+      delivered: job.delivered,
     };
+  }
+
+  async setDelivery(id: string, delivery: { [key: string]: Json }): Promise<boolean> {
+    const job = this.#jobs.get(id);
+    if (!job) return false;
+    job.delivery = structuredClone(delivery);
+    return true;
+  }
+
+  async claimDelivery(id: string): Promise<boolean> {
+    const job = this.#jobs.get(id);
+    if (!job || job.delivered) return false;
+    job.delivered = true;
+    return true;
   }
 
   async position(id: string): Promise<QueuePosition | undefined> {

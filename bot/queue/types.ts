@@ -67,6 +67,10 @@ export interface JobRecord<Data, Result, Progress = Json> {
   enqueuedAt: number;
   startedAt?: number;
   finishedAt?: number;
+  /** Where the bot shows this job (a chat's status message), as setDelivery stored it. */
+  delivery?: { [key: string]: Json };
+  /** claimDelivery was called: the result went (or is going) to the user. */
+  delivered: boolean;
 }
 
 export interface QueuePosition {
@@ -99,6 +103,16 @@ export interface JobQueue<Data, Result, Progress = Json> {
   get(id: string): Promise<JobRecord<Data, Result, Progress> | undefined>;
   /** Where a queued or running job stands; undefined once it has finished. */
   position(id: string): Promise<QueuePosition | undefined>;
+  /**
+   * Keeps where the bot shows this job with its record (for as long as the record), so a
+   * restarted bot can go on updating the same message. False when the job is unknown.
+   */
+  setDelivery(id: string, delivery: { [key: string]: Json }): Promise<boolean>;
+  /**
+   * Takes the job's one delivery of its outcome: true for the first caller only, whichever
+   * process it is in, so a bot that restarts, or hears an event twice, never answers twice.
+   */
+  claimDelivery(id: string): Promise<boolean>;
   /** Listens to every job's events; returns a function that stops listening. */
   on<T extends QueueEventType>(type: T, listener: QueueListener<Progress, T>): () => void;
   close(): Promise<void>;

@@ -4,14 +4,16 @@
 
 import type { AddressInfo } from 'node:net';
 import { App as BoltApp } from '@slack/bolt';
+import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import type { SlackConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
-import { SlackDelivery } from './delivery.ts';
+import { StartProblem, unreachableCode } from '../start-problem.ts';
+import { SlackDelivery, slackErrorCode } from './delivery.ts';
 import { registerListeners } from './listeners/index.ts';
 import { boltLogger } from './logger.ts';
 import { ChannelPacer } from './pacer.ts';
-import { AdminCheck, DEFAULT_RATE_LIMIT, type RateLimit, UserRateLimiter } from './preconditions.ts';
+import { AdminCheck } from './preconditions.ts';
 import { boltOptions, SLACK_EVENTS_PATH } from './receiver.ts';
 
 export interface SlackOptions {
@@ -21,7 +23,7 @@ export interface SlackOptions {
   port?: number;
   /** HTTP mode: the address it listens on; all of them by default */
   host?: string;
-  rateLimit?: RateLimit;
+  rateLimit?: RateLimitOptions;
   /** least time between two writes to one channel (Slack: about 1 message a second) */
   channelIntervalMs?: number;
   /** least time between two progress edits of one status message */
@@ -39,8 +41,10 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
   if (!slack) throw new Error('the Slack adapter needs SLACK_BOT_TOKEN');
   const log = app.log.child('slack');
   const bolt = new BoltApp(boltOptions(slack, boltLogger(log.child('bolt'), app.config.logLevel)));
-  await bolt.init();
-  const who = await bolt.client.auth.test();
+  const who = await refusedAsProblem(slack, 'SLACK_BOT_TOKEN', async () => {
+    await bolt.init();
+    return bolt.client.auth.test();
+  });
 
   const pacer = new ChannelPacer(options.channelIntervalMs ?? 1000);
   const delivery = new SlackDelivery({
@@ -51,11 +55,12 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     progressIntervalMs: options.progressIntervalMs ?? 1000,
     ...(who.user ? { botName: who.user } : {}),
   });
+  delivery.adopt();
   registerListeners(bolt, {
     bot: app,
     slack,
     delivery,
-    limiter: new UserRateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT),
+    limiter: new UserRateLimit(options.rateLimit ?? DEFAULT_RATE_LIMIT),
     admins: new AdminCheck(bolt.client, log),
     log,
   });
@@ -74,11 +79,16 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     return stopping;
   };
   if (slack.mode === 'socket') {
-    await bolt.start();
+    await refusedAsProblem(slack, 'SLACK_APP_TOKEN', () => bolt.start());
     return { name: 'slack', mode: 'socket', address: `Socket Mode as ${as}`, stop };
   }
   const listen = { port: options.port ?? slack.port, ...(options.host ? { host: options.host } : {}) };
-  const server = (await bolt.start(listen)) as { address(): AddressInfo | string | null };
+  const server = (await bolt.start(listen).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES') throw e;
+    throw new StartProblem(
+      `Slack's HTTP events cannot listen on port ${listen.port} (${e.code === 'EADDRINUSE' ? 'it is in use' : 'not allowed'}); set SLACK_PORT to a free port above 1023`,
+    );
+  })) as { address(): AddressInfo | string | null };
   const bound = server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : listen.port;
   return {
@@ -88,4 +98,31 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     address: `HTTP events on port ${port} at ${SLACK_EVENTS_PATH} as ${as}`,
     stop,
   };
+}
+
+/** Slack's answers that mean the token itself is no good. */
+const REFUSED_TOKEN = new Set([
+  'invalid_auth',
+  'not_authed',
+  'account_inactive',
+  'token_revoked',
+  'token_expired',
+  'not_allowed_token_type',
+]);
+
+/** Runs a first call to Slack, turning a refused token or no network into a one-line StartProblem. */
+async function refusedAsProblem<T>(slack: SlackConfig, key: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    const code = slackErrorCode(e);
+    if (code !== undefined && REFUSED_TOKEN.has(code))
+      throw new StartProblem(`${key} was refused by Slack (${code}): copy it again from the app's settings`);
+    const unreachable = unreachableCode(e);
+    if (unreachable) {
+      const host = new URL(slack.apiUrl ?? 'https://slack.com/api/').host;
+      throw new StartProblem(`cannot reach Slack at ${host} (${unreachable}): check this machine's network`);
+    }
+    throw e;
+  }
 }

@@ -2,7 +2,9 @@
 // gets a status message (chat.postMessage) that is edited as it runs (chat.update) and, when
 // it is done, one message holding the card, the buttons and the uploaded pictures
 // (files.uploadV2 with blocks), while the status line shrinks to "Done in …".
-// Every write to a channel waits its turn in the ChannelPacer.
+// Every write to a channel waits its turn in the ChannelPacer. The status message is recorded
+// with the job (queue.setDelivery), so a restarted bot adopts the jobs it finds running or
+// finished-but-undelivered, and queue.claimDelivery lets exactly one process post the result.
 
 import type { RespondArguments, webApi } from '@slack/bolt';
 import { progressReply } from '../../commands/actions.ts';
@@ -77,8 +79,31 @@ function cannotPostReply(e: unknown, botName = 'clora'): MessageReply {
   );
 }
 
+/** Where a job's status message is, as the job's record keeps it. */
+interface StoredStatus {
+  channel: string;
+  ts: string;
+  threadTs?: string;
+}
+
+function storedStatus(job: ComposeRecord): StoredStatus | undefined {
+  const d = job.delivery;
+  if (typeof d?.channel !== 'string' || typeof d.ts !== 'string') return undefined;
+  return {
+    channel: d.channel,
+    ts: d.ts,
+    ...(typeof d.threadTs === 'string' ? { threadTs: d.threadTs } : {}),
+  };
+}
+
+const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
+
 export class SlackDelivery {
   private readonly statuses = new Map<string, StatusMessage>();
+  /** Jobs started through this process, and jobs being looked at for adoption. */
+  private readonly mine = new Set<string>();
+  private readonly adopting = new Set<string>();
+  private readonly offs: (() => void)[] = [];
   private stopped = false;
 
   constructor(private readonly o: DeliveryOptions) {}
@@ -134,9 +159,25 @@ export class SlackDelivery {
     }
   }
 
+  /**
+   * Takes over the Slack jobs this process did not start (they began before a restart) as
+   * their events arrive, the ones missed while the bot was down first (app.listen()).
+   */
+  adopt(): void {
+    const onEvent = (e: { id: string }) => {
+      if (this.stopped || this.statuses.has(e.id) || this.mine.has(e.id) || this.adopting.has(e.id)) return;
+      this.adopting.add(e.id);
+      void this.adoptJob(e.id).finally(() => this.adopting.delete(e.id));
+    };
+    const { queue } = this.o.bot;
+    for (const type of ['started', 'progress', 'completed', 'failed', 'cancelled'] as const)
+      this.offs.push(queue.on(type, onEvent));
+  }
+
   /** Stops following jobs and refuses new channel writes. */
   stop(): void {
     this.stopped = true;
+    for (const off of this.offs.splice(0)) off();
     for (const status of this.statuses.values()) status.following?.stop();
     this.statuses.clear();
     this.o.pacer.close();
@@ -168,6 +209,7 @@ export class SlackDelivery {
 
   private async startJob(jobId: string, reply: ProgressReply, place: Place): Promise<void> {
     const { bot } = this.o;
+    this.mine.add(jobId);
     const job = await bot.queue.get(jobId);
     const heading = job ? jobHeading(job) : undefined;
     let ts: string | undefined;
@@ -177,6 +219,7 @@ export class SlackDelivery {
     } catch (e) {
       // Nobody would see the job: cancel it rather than spend the GPU on it.
       await bot.queue.cancel(jobId);
+      this.forgetLater(jobId);
       this.o.log.warn(`job ${jobId}: no status message in ${place.channel}: ${(e as Error).message}`);
       await this.ephemeral(cannotPostReply(e, this.o.botName), place);
       return;
@@ -184,11 +227,70 @@ export class SlackDelivery {
     if (!ts || this.stopped) return;
     const status: StatusMessage = { jobId, channel: place.channel, ts, heading };
     if (place.threadTs) status.threadTs = place.threadTs;
-    this.statuses.set(jobId, status);
-    status.following = followJob(bot.queue, bot.commands, jobId, (r) => this.onProgress(status, r), {
+    const stored: StoredStatus = {
+      channel: status.channel,
+      ts,
+      ...(status.threadTs ? { threadTs: status.threadTs } : {}),
+    };
+    // Without it a restart leaves the status at its last step; the job itself runs on regardless.
+    await bot.queue.setDelivery(jobId, { ...stored }).catch((e: Error) => {
+      this.o.log.warn(`job ${jobId}: could not record its status message: ${e.message}`);
+    });
+    this.follow(status);
+  }
+
+  private follow(status: StatusMessage): void {
+    const { bot } = this.o;
+    this.statuses.set(status.jobId, status);
+    status.following = followJob(bot.queue, bot.commands, status.jobId, (r) => this.onProgress(status, r), {
       minIntervalMs: this.o.progressIntervalMs,
       onFinal: (r, state) => this.finish(status, r, state),
     });
+  }
+
+  /** A Slack job started before a restart: follow its recorded status message, or post its outcome in its channel. */
+  private async adoptJob(jobId: string): Promise<void> {
+    const { bot, log } = this.o;
+    const job = await bot.queue.get(jobId);
+    if (job?.data.origin.platform !== 'slack' || job.delivered) return;
+    if (this.stopped || this.statuses.has(jobId) || this.mine.has(jobId)) return;
+    const stored = storedStatus(job);
+    if (stored) {
+      log.info(`job ${jobId}: adopted from before a restart`);
+      this.follow({ jobId, ...stored, heading: jobHeading(job) });
+      return;
+    }
+    // The bot stopped before it could post a status message: only the outcome can be given.
+    if (!FINAL_STATES.has(job.state) || !(await this.claim(jobId))) return;
+    log.info(`job ${jobId}: delivering the outcome of a job from before a restart`);
+    const reply = await bot.commands.jobReply(jobId);
+    const place: Place = { channel: job.data.origin.channel, userId: job.owner.userId };
+    if (job.state === 'completed' && reply.kind === 'message' && reply.images?.length) {
+      await this.upload(withWeightsButton(reply, job), place, jobHeading(job, false)).catch((e: Error) =>
+        log.warn(`job ${jobId}: upload failed: ${e.message}`),
+      );
+    } else {
+      await this.send(reply, place);
+    }
+  }
+
+  // Kept a minute so a Cancel press that lands after the job ended still finds its heading,
+  // and the job's last events are not taken for one to adopt.
+  private forgetLater(jobId: string): void {
+    setTimeout(() => {
+      this.statuses.delete(jobId);
+      this.mine.delete(jobId);
+    }, 60_000).unref();
+  }
+
+  /** True for the one process that delivers this job's outcome; a queue that cannot say errs on delivering. */
+  private async claim(jobId: string): Promise<boolean> {
+    try {
+      return await this.o.bot.queue.claimDelivery(jobId);
+    } catch (e) {
+      this.o.log.warn(`job ${jobId}: could not claim its delivery: ${(e as Error).message}`);
+      return true;
+    }
   }
 
   private async onProgress(status: StatusMessage, reply: Reply): Promise<void> {
@@ -207,8 +309,9 @@ export class SlackDelivery {
 
   private async finish(status: StatusMessage, reply: Reply, state: 'completed' | 'failed' | 'cancelled') {
     const { bot, log } = this.o;
-    // Kept a minute so a Cancel press that lands after the job ended still finds its heading.
-    setTimeout(() => this.statuses.delete(status.jobId), 60_000).unref();
+    this.forgetLater(status.jobId);
+    // Another process (this bot before a restart) may have answered already.
+    if (!(await this.claim(status.jobId))) return;
     const job = state === 'completed' ? await bot.queue.get(status.jobId) : undefined;
     if (!job || reply.kind !== 'message' || !reply.images?.length) {
       await this.progress(status, status.final ?? reply);

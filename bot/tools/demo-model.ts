@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import { bytesOf } from '../../engine/graph/dtype.ts';
 import { readLora } from '../../engine/lora/file.ts';
 import { SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
@@ -198,7 +199,7 @@ function main(): void {
   );
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   try {
     main();
   } catch (e) {

@@ -4,6 +4,7 @@
 
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { checkLoraDir } from '../app.ts';
 import { LoraCheckThread } from '../library/check-client.ts';
 import { LoraLibrary } from '../library/index.ts';
 import { createLogger } from '../log.ts';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   if (ops)
     log.info(`health and metrics: http://${config.ops.metricsHost}:${ops.server.port}/healthz, /metrics`);
   const modelPath = config.engine.modelPath!;
+  checkLoraDir(config.engine.loraDir);
   const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
   const checks = new LoraCheckThread({ modelPath, tokenizerDir: config.engine.tokenizerDir });
   const library = await LoraLibrary.open(

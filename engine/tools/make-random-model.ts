@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isEntryPoint } from '../entry-point.ts';
 import { openCheckpoint } from '../weights/checkpoint.ts';
 import {
   SD15_PARAMETERS,
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   console.log('parameter counts match SD 1.5 (UNet 859.52M, text encoder 123.06M, VAE 83.65M)');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   main().catch((e: unknown) => {
     console.error(e instanceof Error ? e.message : e);
     process.exit(1);

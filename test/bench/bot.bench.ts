@@ -12,6 +12,7 @@ import { createLogger } from '../../bot/log.ts';
 import { composeSettings, parseCompose } from '../../commands/compose/index.ts';
 import { followJob } from '../../commands/follow.ts';
 import { loadConfig } from '../../config/index.ts';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
 import type { Report } from './harness.ts';
 
@@ -94,7 +95,7 @@ export async function run(report: Report): Promise<void> {
   await eventLoopDelay(report);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   const { printReport } = await import('./harness.ts');
   await run(printReport);
 }

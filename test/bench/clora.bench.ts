@@ -16,6 +16,7 @@ import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
 import { type EngineModels, runPlan } from '../../engine/clora/pipeline.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
 import { type CompositionSpec, type LoraRef, withDefaults } from '../../engine/clora/spec.ts';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import * as G from '../../engine/graph/index.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
 import { compileTextEncoder } from '../../engine/models/compiled.ts';
@@ -282,7 +283,7 @@ async function realPart(report: Report): Promise<void> {
 }
 
 const args = process.argv.slice(2);
-if (import.meta.url === `file://${process.argv[1]}` && args[0] === '--sweep') {
+if (isEntryPoint(import.meta.url) && args[0] === '--sweep') {
   await sweepChild(args[1], Number(args[2]), Number(args[3]));
   process.exit(0);
 }

@@ -4,6 +4,7 @@
 // - a 2048² MatMul through the graph layer vs a minimal hand-written ONNX model; goal ≥ 0.95
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import * as G from '../../engine/graph/index.ts';
 import { rng } from '../gradcheck.ts';
 import { type Report, timeSideBySide } from './harness.ts';
@@ -133,7 +134,7 @@ export async function run(report: Report): Promise<void> {
   await transformerRatio(report);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   const { printReport } = await import('./harness.ts');
   await run(printReport);
 }

@@ -24,6 +24,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import { evalDim } from '../../engine/graph/dim.ts';
 import * as G from '../../engine/graph/index.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
@@ -289,7 +290,7 @@ export async function run(report: Report): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   const at = process.argv.indexOf('--child');
   if (at >= 0) await child(JSON.parse(process.argv[at + 1]) as Task);
   else {

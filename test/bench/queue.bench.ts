@@ -5,7 +5,6 @@
 // - throughput: 1000 jobs enqueued at once, 8 runners, until the last completed event
 // Runs with the other benchmarks (npm run bench -- queue) or alone: npx tsx test/bench/queue.bench.ts
 import { randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import {
   BullQueue,
@@ -16,6 +15,7 @@ import {
   type QueueSettings,
   startBullWorker,
 } from '../../bot/queue/index.ts';
+import { isEntryPoint } from '../../engine/entry-point.ts';
 import { percentile, printReport, type Report } from './harness.ts';
 
 interface BenchJob {
@@ -148,4 +148,4 @@ export async function run(report: Report): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await run(printReport);
+if (isEntryPoint(import.meta.url)) await run(printReport);

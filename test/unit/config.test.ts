@@ -112,7 +112,7 @@ describe('loadConfig', () => {
     assert.match(e.message, /MAX_STEPS="many" \(environment\): expected an integer from 1 to 1000/);
     assert.match(e.message, /ENGINE_DEVICE="tpu" \(environment\): expected one of cpu, cuda/);
     assert.match(e.message, /PLAYGROUND_PORT="70000" .*from 0 to 65535/);
-    assert.match(e.message, /MAX_SIZE="12.5" .*integer/);
+    assert.match(e.message, /MAX_SIZE="12.5" .*multiple of 64/);
     assert.match(e.message, /^invalid configuration \(4 keys\)/);
   });
 
@@ -171,6 +171,45 @@ describe('loadConfig', () => {
       loadConfig({ SLACK_BOT_TOKEN: slackToken, SLACK_SIGNING_SECRET: 'abcdef0123' }).slack?.mode,
       'http',
     );
+  });
+
+  test('half a platform is refused, naming the missing key, not left to open the playground', () => {
+    const half = (env: Record<string, string>) => configError(() => loadConfig(env)).issues;
+    assert.deepEqual(half({ SLACK_SIGNING_SECRET: 'abcdef0123' }), [
+      {
+        key: 'SLACK_BOT_TOKEN',
+        source: 'unset',
+        expected: 'a Slack bot token (xoxb-…) (SLACK_SIGNING_SECRET is set)',
+      },
+    ]);
+    assert.deepEqual(
+      half({ SLACK_APP_TOKEN: 'xapp-1-A0000-1234567890-abcdef', SLACK_SIGNING_SECRET: 'abcdef0123' }).map(
+        (i) => i.key,
+      ),
+      ['SLACK_BOT_TOKEN'],
+      'named once',
+    );
+    assert.deepEqual(
+      half({ DISCORD_APPLICATION_ID: '123456789012345678' }).map((i) => [i.key, i.expected]),
+      [['DISCORD_TOKEN', 'a Discord bot token (DISCORD_APPLICATION_ID is set)']],
+    );
+    assert.deepEqual(
+      half({ DISCORD_GUILD_ID: '223456789012345678' }).map((i) => i.key),
+      ['DISCORD_TOKEN'],
+    );
+  });
+
+  test('MAX_SIZE must be a multiple of 64, as image sides are', () => {
+    const e = configError(() => loadConfig({ MAX_SIZE: '1000' }));
+    assert.deepEqual(e.issues, [
+      {
+        key: 'MAX_SIZE',
+        shown: '"1000"',
+        source: 'environment',
+        expected: 'a multiple of 64 from 64 to 4096',
+      },
+    ]);
+    assert.equal(loadConfig({ MAX_SIZE: '768' }).limits.maxSize, 768);
   });
 
   test('roles: a worker needs Redis and a model; a bot needs a model only without Redis', () => {
