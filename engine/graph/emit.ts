@@ -14,7 +14,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import onnxProto from 'onnx-proto';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
 import { type DType, encodeValues, onnxDataType } from './dtype.ts';
 import {
@@ -26,8 +26,20 @@ import {
   type Tensor,
   type WeightData,
 } from './graph.ts';
+import {
+  AttributeProto_AttributeType,
+  type AttributeProtoSchema,
+  type ModelProto,
+  ModelProtoSchema,
+  type NodeProtoSchema,
+  TensorProto_DataLocation,
+  type TensorProtoSchema,
+  type ValueInfoProtoSchema,
+} from './onnx/onnx_pb.ts';
 
-const { onnx } = onnxProto;
+// Messages as plain objects until the model is assembled: create() builds the proto from them.
+type TensorInit = MessageInitShape<typeof TensorProtoSchema>;
+type NodeInit = MessageInitShape<typeof NodeProtoSchema>;
 
 export const DEFAULT_OPSET = 17;
 const IR_VERSION = 8;
@@ -85,7 +97,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
 
   // Structure first, weights as bare references: this is what the cache key covers.
   const protoWithoutData = writer.model(weights.map((w) => w.proto));
-  const hash = createHash('sha256').update(onnx.ModelProto.encode(protoWithoutData).finish());
+  const hash = createHash('sha256').update(toBinary(ModelProtoSchema, protoWithoutData));
   for (const w of weights) hash.update(`\0${w.proto.name}\0${w.tensor.leaf!.data.fingerprint}`);
   const key = hash.digest('hex').slice(0, 32);
 
@@ -93,7 +105,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const base = { key, inputs, outputs, weightBytes, nodeCount: writer.nodeCount };
   if (weightBytes <= threshold) {
     for (const w of weights) w.proto.rawData = w.tensor.leaf!.data.read();
-    return { ...base, model: onnx.ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish() };
+    return { ...base, model: toBinary(ModelProtoSchema, writer.model(weights.map((w) => w.proto))) };
   }
   if (!options.cacheDir) {
     throw new GraphError(
@@ -103,7 +115,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const dir = join(options.cacheDir, `${graph.name}-${key}`);
   const path = join(dir, 'model.onnx');
   if (existsSync(join(dir, 'complete'))) return { ...base, model: { path, reused: true } };
-  writeExternal(dir, weights, (protos) => onnx.ModelProto.encode(writer.model(protos)).finish());
+  writeExternal(dir, weights, (protos) => toBinary(ModelProtoSchema, writer.model(protos)));
   return { ...base, model: { path, reused: false } };
 }
 
@@ -141,14 +153,14 @@ function reachableNodes(graph: Graph): Node[] {
 
 interface WeightEntry {
   tensor: Tensor & { leaf: { kind: 'weight'; name: string; data: WeightData } };
-  proto: onnxProto.onnx.ITensorProto;
+  proto: TensorInit;
 }
 
 class Writer implements OnnxWriter {
   private readonly names = new Map<number, string>();
   private readonly used = new Set<string>();
-  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  private readonly constants: onnxProto.onnx.ITensorProto[] = [];
+  private readonly nodes: NodeInit[] = [];
+  private readonly constants: TensorInit[] = [];
   private readonly constCache = new Map<string, string>();
   private readonly weightEntries = new Map<string, WeightEntry>();
   private readonly symCache = new Map<string, string>();
@@ -180,7 +192,7 @@ class Writer implements OnnxWriter {
         proto: {
           name: leaf.name,
           dataType: onnxDataType(t.dtype),
-          dims: t.shape as number[],
+          dims: int64s(t.shape as number[]),
         },
       };
       this.weightEntries.set(leaf.name, entry);
@@ -256,12 +268,12 @@ class Writer implements OnnxWriter {
     }
   }
 
-  model(weights: onnxProto.onnx.ITensorProto[]): onnxProto.onnx.ModelProto {
+  model(weights: TensorInit[]): ModelProto {
     const g = this.graph;
-    return onnx.ModelProto.create({
-      irVersion: IR_VERSION,
+    return create(ModelProtoSchema, {
+      irVersion: BigInt(IR_VERSION),
       producerName: 'clora-bot',
-      opsetImport: [{ domain: '', version: this.opset }],
+      opsetImport: [{ domain: '', version: BigInt(this.opset) }],
       graph: {
         name: g.name,
         node: this.nodes,
@@ -285,7 +297,7 @@ class Writer implements OnnxWriter {
     const cached = this.constCache.get(key);
     if (cached) return cached;
     const name = this.fresh('const');
-    this.constants.push({ name, dataType: onnxDataType(dtype), dims, rawData: data });
+    this.constants.push({ name, dataType: onnxDataType(dtype), dims: int64s(dims), rawData: data });
     this.constCache.set(key, name);
     return name;
   }
@@ -358,31 +370,39 @@ function fraction(x: number): [number, number] {
   throw new GraphError(`dimension coefficient ${x} is not a ratio of an integer and a power of two`);
 }
 
-function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
-  const T = onnx.AttributeProto.AttributeType;
-  if ('int' in a) return { name, type: T.INT, i: a.int };
+function int64s(values: readonly number[]): bigint[] {
+  return values.map((v) => BigInt(v));
+}
+
+function attribute(name: string, a: Attr): MessageInitShape<typeof AttributeProtoSchema> {
+  const T = AttributeProto_AttributeType;
+  if ('int' in a) return { name, type: T.INT, i: BigInt(a.int) };
   if ('float' in a) return { name, type: T.FLOAT, f: a.float };
-  if ('ints' in a) return { name, type: T.INTS, ints: [...a.ints] };
+  if ('ints' in a) return { name, type: T.INTS, ints: int64s(a.ints) };
   if ('floats' in a) return { name, type: T.FLOATS, floats: [...a.floats] };
   return { name, type: T.STRING, s: Buffer.from(a.string, 'utf8') };
 }
 
-function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
+function valueInfo(
+  name: string,
+  dtype: DType,
+  shape: readonly Dim[],
+): MessageInitShape<typeof ValueInfoProtoSchema> {
+  const dim = shape.map((d) => ({
+    value: isStatic(d)
+      ? { case: 'dimValue' as const, value: BigInt(d) }
+      : { case: 'dimParam' as const, value: dimStr(d) },
+  }));
   return {
     name,
-    type: {
-      tensorType: {
-        elemType: onnxDataType(dtype),
-        shape: { dim: shape.map((d) => (isStatic(d) ? { dimValue: d } : { dimParam: dimStr(d) })) },
-      },
-    },
+    type: { value: { case: 'tensorType', value: { elemType: onnxDataType(dtype), shape: { dim } } } },
   };
 }
 
 function writeExternal(
   dir: string,
   weights: WeightEntry[],
-  encode: (protos: onnxProto.onnx.ITensorProto[]) => Uint8Array,
+  encode: (protos: TensorInit[]) => Uint8Array,
 ): void {
   const parent = join(dir, '..');
   mkdirSync(parent, { recursive: true });
@@ -399,7 +419,7 @@ function writeExternal(
         while (written < bytes.byteLength) {
           written += writeSync(fd, bytes, written, bytes.byteLength - written, offset + written);
         }
-        w.proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+        w.proto.dataLocation = TensorProto_DataLocation.EXTERNAL;
         w.proto.externalData = [
           { key: 'location', value: 'weights.bin' },
           { key: 'offset', value: String(offset) },

@@ -2,13 +2,12 @@
 // - forward+backward ÷ forward for an SD 1.5 transformer block (320 ch, 8 heads, 64×64
 //   tokens, context 77×768); goal ≤ 3.0
 // - a 2048² MatMul through the graph layer vs a minimal hand-written ONNX model; goal ≥ 0.95
-import onnxProto from 'onnx-proto';
+import { create, toBinary } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import * as G from '../../engine/graph/index.ts';
+import { ModelProtoSchema, TensorProto_DataType } from '../../engine/graph/onnx/onnx_pb.ts';
 import { rng } from '../gradcheck.ts';
 import { type Report, timeSideBySide } from './harness.ts';
-
-const { onnx } = onnxProto;
 
 function randomData(n: number, scale: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -88,13 +87,19 @@ async function transformerRatio(report: Report): Promise<void> {
 }
 
 function handWrittenMatMul(n: number): Uint8Array {
+  const side = { value: { case: 'dimValue' as const, value: BigInt(n) } };
   const value = (name: string) => ({
     name,
-    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: n }, { dimValue: n }] } } },
+    type: {
+      value: {
+        case: 'tensorType' as const,
+        value: { elemType: TensorProto_DataType.FLOAT, shape: { dim: [side, side] } },
+      },
+    },
   });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
+  const model = create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: '', version: 17n }],
     graph: {
       name: 'matmul',
       node: [{ opType: 'MatMul', input: ['a', 'b'], output: ['c'] }],
@@ -102,7 +107,7 @@ function handWrittenMatMul(n: number): Uint8Array {
       output: [value('c')],
     },
   });
-  return onnx.ModelProto.encode(model).finish();
+  return toBinary(ModelProtoSchema, model);
 }
 
 /** Median GFLOP/s of an n² fp32 MatMul on this machine, through the graph layer. */
