@@ -1,6 +1,6 @@
 // The production start: `npm start` builds dist/ when it is missing or stale and runs node on the
-// built JavaScript, its engine and LoRA-check threads included; `npm run compose` runs from the
-// same build (its entry-point check holds there too).
+// built JavaScript, its engine and LoRA-check threads included; `npm run worker` and `npm run
+// compose` run from the same build (the command line's entry-point check holds there too).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -100,6 +100,34 @@ describe('the built start', { timeout: 5 * MIN }, () => {
     // A built thread that tried its .ts source (or tsx's launcher, which dist/ lacks) would fail here.
     assert.equal(status.model.engine, 'ready', JSON.stringify(status));
     assert.deepEqual(status.loras, { total: 2, usable: 2 });
+  });
+
+  it('npm run worker runs the built worker, its engine and LoRA checks on built threads', async () => {
+    const worker = spawn(npm, ['run', 'worker'], {
+      cwd: repoRoot,
+      detached: true,
+      env: {
+        ...process.env,
+        REDIS_URL: process.env.CLORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        MODEL_PATH: join(fixtureDir(), 'model'),
+        LORA_DIR: fixtureLoraFolder(join(work, 'worker')),
+        CACHE_DIR: join(work, 'cache'),
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      await waitForLine(worker, /engine ready in .* taking jobs from Redis/, 3 * MIN);
+      const group = processesInGroup(worker.pid!);
+      assert.ok(
+        group.some((args) => /node\S* dist\/bot\/worker\/main\.js/.test(args)),
+        `no node dist/bot/worker/main.js among:\n${group.join('\n')}`,
+      );
+    } finally {
+      const exited = new Promise((r) => worker.once('exit', r));
+      process.kill(-worker.pid!, 'SIGTERM');
+      await exited;
+    }
   });
 
   it('npm run compose runs the built command line', () => {
