@@ -88,7 +88,7 @@ describe('the built start', { timeout: 5 * MIN }, () => {
     const [, base] = await waitForLine(bot, /playground ready: (http:\/\/\S+)/, 3 * MIN);
     const group = processesInGroup(bot.pid!);
     assert.ok(
-      group.some((args) => /node\S* dist\/bot\/main\.js/.test(args)),
+      group.some((args) => /node\S*( --\S+)* dist\/bot\/main\.js/.test(args)),
       `no node dist/bot/main.js among:\n${group.join('\n')}`,
     );
     assert.ok(!group.some((args) => /tsx/.test(args)), `tsx in:\n${group.join('\n')}`);
@@ -120,7 +120,7 @@ describe('the built start', { timeout: 5 * MIN }, () => {
       await waitForLine(worker, /engine ready in .* taking jobs from Redis/, 3 * MIN);
       const group = processesInGroup(worker.pid!);
       assert.ok(
-        group.some((args) => /node\S* dist\/bot\/worker\/main\.js/.test(args)),
+        group.some((args) => /node\S*( --\S+)* dist\/bot\/worker\/main\.js/.test(args)),
         `no node dist/bot/worker/main.js among:\n${group.join('\n')}`,
       );
     } finally {
