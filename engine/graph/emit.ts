@@ -14,7 +14,6 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
 import { type DType, encodeValues, onnxDataType } from './dtype.ts';
 import {
@@ -27,19 +26,14 @@ import {
   type WeightData,
 } from './graph.ts';
 import {
+  type AttributeProto,
   AttributeProto_AttributeType,
-  type AttributeProtoSchema,
-  type ModelProto,
-  ModelProtoSchema,
-  type NodeProtoSchema,
+  ModelProto,
+  type NodeProto,
+  type TensorProto,
   TensorProto_DataLocation,
-  type TensorProtoSchema,
-  type ValueInfoProtoSchema,
-} from './onnx/onnx_pb.ts';
-
-// Messages as plain objects until the model is assembled: create() builds the proto from them.
-type TensorInit = MessageInitShape<typeof TensorProtoSchema>;
-type NodeInit = MessageInitShape<typeof NodeProtoSchema>;
+  type ValueInfoProto,
+} from './onnx/onnx.ts';
 
 export const DEFAULT_OPSET = 17;
 const IR_VERSION = 8;
@@ -97,7 +91,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
 
   // Structure first, weights as bare references: this is what the cache key covers.
   const protoWithoutData = writer.model(weights.map((w) => w.proto));
-  const hash = createHash('sha256').update(toBinary(ModelProtoSchema, protoWithoutData));
+  const hash = createHash('sha256').update(ModelProto.encode(protoWithoutData).finish());
   for (const w of weights) hash.update(`\0${w.proto.name}\0${w.tensor.leaf!.data.fingerprint}`);
   const key = hash.digest('hex').slice(0, 32);
 
@@ -105,7 +99,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const base = { key, inputs, outputs, weightBytes, nodeCount: writer.nodeCount };
   if (weightBytes <= threshold) {
     for (const w of weights) w.proto.rawData = w.tensor.leaf!.data.read();
-    return { ...base, model: toBinary(ModelProtoSchema, writer.model(weights.map((w) => w.proto))) };
+    return { ...base, model: ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish() };
   }
   if (!options.cacheDir) {
     throw new GraphError(
@@ -115,7 +109,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const dir = join(options.cacheDir, `${graph.name}-${key}`);
   const path = join(dir, 'model.onnx');
   if (existsSync(join(dir, 'complete'))) return { ...base, model: { path, reused: true } };
-  writeExternal(dir, weights, (protos) => toBinary(ModelProtoSchema, writer.model(protos)));
+  writeExternal(dir, weights, (protos) => ModelProto.encode(writer.model(protos)).finish());
   return { ...base, model: { path, reused: false } };
 }
 
@@ -153,14 +147,14 @@ function reachableNodes(graph: Graph): Node[] {
 
 interface WeightEntry {
   tensor: Tensor & { leaf: { kind: 'weight'; name: string; data: WeightData } };
-  proto: TensorInit;
+  proto: TensorProto;
 }
 
 class Writer implements OnnxWriter {
   private readonly names = new Map<number, string>();
   private readonly used = new Set<string>();
-  private readonly nodes: NodeInit[] = [];
-  private readonly constants: TensorInit[] = [];
+  private readonly nodes: NodeProto[] = [];
+  private readonly constants: TensorProto[] = [];
   private readonly constCache = new Map<string, string>();
   private readonly weightEntries = new Map<string, WeightEntry>();
   private readonly symCache = new Map<string, string>();
@@ -192,7 +186,7 @@ class Writer implements OnnxWriter {
         proto: {
           name: leaf.name,
           dataType: onnxDataType(t.dtype),
-          dims: int64s(t.shape as number[]),
+          dims: t.shape as number[],
         },
       };
       this.weightEntries.set(leaf.name, entry);
@@ -268,12 +262,12 @@ class Writer implements OnnxWriter {
     }
   }
 
-  model(weights: TensorInit[]): ModelProto {
+  model(weights: TensorProto[]): ModelProto {
     const g = this.graph;
-    return create(ModelProtoSchema, {
-      irVersion: BigInt(IR_VERSION),
+    return {
+      irVersion: IR_VERSION,
       producerName: 'clora-bot',
-      opsetImport: [{ domain: '', version: BigInt(this.opset) }],
+      opsetImport: [{ domain: '', version: this.opset }],
       graph: {
         name: g.name,
         node: this.nodes,
@@ -281,7 +275,7 @@ class Writer implements OnnxWriter {
         input: g.inputs.map((t) => valueInfo((t.leaf as { name: string }).name, t.dtype, t.shape)),
         output: g.outputs.map(({ name, tensor }) => valueInfo(name, tensor.dtype, tensor.shape)),
       },
-    });
+    };
   }
 
   private claim(t: Tensor, name: string): string {
@@ -297,7 +291,7 @@ class Writer implements OnnxWriter {
     const cached = this.constCache.get(key);
     if (cached) return cached;
     const name = this.fresh('const');
-    this.constants.push({ name, dataType: onnxDataType(dtype), dims: int64s(dims), rawData: data });
+    this.constants.push({ name, dataType: onnxDataType(dtype), dims, rawData: data });
     this.constCache.set(key, name);
     return name;
   }
@@ -370,39 +364,31 @@ function fraction(x: number): [number, number] {
   throw new GraphError(`dimension coefficient ${x} is not a ratio of an integer and a power of two`);
 }
 
-function int64s(values: readonly number[]): bigint[] {
-  return values.map((v) => BigInt(v));
-}
-
-function attribute(name: string, a: Attr): MessageInitShape<typeof AttributeProtoSchema> {
+function attribute(name: string, a: Attr): AttributeProto {
   const T = AttributeProto_AttributeType;
-  if ('int' in a) return { name, type: T.INT, i: BigInt(a.int) };
+  if ('int' in a) return { name, type: T.INT, i: a.int };
   if ('float' in a) return { name, type: T.FLOAT, f: a.float };
-  if ('ints' in a) return { name, type: T.INTS, ints: int64s(a.ints) };
+  if ('ints' in a) return { name, type: T.INTS, ints: [...a.ints] };
   if ('floats' in a) return { name, type: T.FLOATS, floats: [...a.floats] };
   return { name, type: T.STRING, s: Buffer.from(a.string, 'utf8') };
 }
 
-function valueInfo(
-  name: string,
-  dtype: DType,
-  shape: readonly Dim[],
-): MessageInitShape<typeof ValueInfoProtoSchema> {
-  const dim = shape.map((d) => ({
-    value: isStatic(d)
-      ? { case: 'dimValue' as const, value: BigInt(d) }
-      : { case: 'dimParam' as const, value: dimStr(d) },
-  }));
+function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): ValueInfoProto {
   return {
     name,
-    type: { value: { case: 'tensorType', value: { elemType: onnxDataType(dtype), shape: { dim } } } },
+    type: {
+      tensorType: {
+        elemType: onnxDataType(dtype),
+        shape: { dim: shape.map((d) => (isStatic(d) ? { dimValue: d } : { dimParam: dimStr(d) })) },
+      },
+    },
   };
 }
 
 function writeExternal(
   dir: string,
   weights: WeightEntry[],
-  encode: (protos: TensorInit[]) => Uint8Array,
+  encode: (protos: TensorProto[]) => Uint8Array,
 ): void {
   const parent = join(dir, '..');
   mkdirSync(parent, { recursive: true });

@@ -2,10 +2,9 @@
 // - forward+backward ÷ forward for an SD 1.5 transformer block (320 ch, 8 heads, 64×64
 //   tokens, context 77×768); goal ≤ 3.0
 // - a 2048² MatMul through the graph layer vs a minimal hand-written ONNX model; goal ≥ 0.95
-import { create, toBinary } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import * as G from '../../engine/graph/index.ts';
-import { ModelProtoSchema, TensorProto_DataType } from '../../engine/graph/onnx/onnx_pb.ts';
+import { ModelProto } from '../../engine/graph/onnx/onnx.ts';
 import { rng } from '../gradcheck.ts';
 import { type Report, timeSideBySide } from './harness.ts';
 
@@ -87,27 +86,21 @@ async function transformerRatio(report: Report): Promise<void> {
 }
 
 function handWrittenMatMul(n: number): Uint8Array {
-  const side = { value: { case: 'dimValue' as const, value: BigInt(n) } };
   const value = (name: string) => ({
     name,
-    type: {
-      value: {
-        case: 'tensorType' as const,
-        value: { elemType: TensorProto_DataType.FLOAT, shape: { dim: [side, side] } },
-      },
-    },
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: n }, { dimValue: n }] } } },
   });
-  const model = create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: '', version: 17n }],
+  const model: ModelProto = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
     graph: {
       name: 'matmul',
       node: [{ opType: 'MatMul', input: ['a', 'b'], output: ['c'] }],
       input: [value('a'), value('b')],
       output: [value('c')],
     },
-  });
-  return toBinary(ModelProtoSchema, model);
+  };
+  return ModelProto.encode(model).finish();
 }
 
 /** Median GFLOP/s of an n² fp32 MatMul on this machine, through the graph layer. */
