@@ -14,7 +14,6 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import onnxProto from 'onnx-proto';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
 import { type DType, encodeValues, onnxDataType } from './dtype.ts';
 import {
@@ -26,8 +25,15 @@ import {
   type Tensor,
   type WeightData,
 } from './graph.ts';
-
-const { onnx } = onnxProto;
+import {
+  type AttributeProto,
+  AttributeProto_AttributeType,
+  ModelProto,
+  type NodeProto,
+  type TensorProto,
+  TensorProto_DataLocation,
+  type ValueInfoProto,
+} from './onnx/onnx.ts';
 
 export const DEFAULT_OPSET = 17;
 const IR_VERSION = 8;
@@ -85,7 +91,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
 
   // Structure first, weights as bare references: this is what the cache key covers.
   const protoWithoutData = writer.model(weights.map((w) => w.proto));
-  const hash = createHash('sha256').update(onnx.ModelProto.encode(protoWithoutData).finish());
+  const hash = createHash('sha256').update(ModelProto.encode(protoWithoutData).finish());
   for (const w of weights) hash.update(`\0${w.proto.name}\0${w.tensor.leaf!.data.fingerprint}`);
   const key = hash.digest('hex').slice(0, 32);
 
@@ -93,7 +99,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const base = { key, inputs, outputs, weightBytes, nodeCount: writer.nodeCount };
   if (weightBytes <= threshold) {
     for (const w of weights) w.proto.rawData = w.tensor.leaf!.data.read();
-    return { ...base, model: onnx.ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish() };
+    return { ...base, model: ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish() };
   }
   if (!options.cacheDir) {
     throw new GraphError(
@@ -103,7 +109,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const dir = join(options.cacheDir, `${graph.name}-${key}`);
   const path = join(dir, 'model.onnx');
   if (existsSync(join(dir, 'complete'))) return { ...base, model: { path, reused: true } };
-  writeExternal(dir, weights, (protos) => onnx.ModelProto.encode(writer.model(protos)).finish());
+  writeExternal(dir, weights, (protos) => ModelProto.encode(writer.model(protos)).finish());
   return { ...base, model: { path, reused: false } };
 }
 
@@ -141,14 +147,14 @@ function reachableNodes(graph: Graph): Node[] {
 
 interface WeightEntry {
   tensor: Tensor & { leaf: { kind: 'weight'; name: string; data: WeightData } };
-  proto: onnxProto.onnx.ITensorProto;
+  proto: TensorProto;
 }
 
 class Writer implements OnnxWriter {
   private readonly names = new Map<number, string>();
   private readonly used = new Set<string>();
-  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  private readonly constants: onnxProto.onnx.ITensorProto[] = [];
+  private readonly nodes: NodeProto[] = [];
+  private readonly constants: TensorProto[] = [];
   private readonly constCache = new Map<string, string>();
   private readonly weightEntries = new Map<string, WeightEntry>();
   private readonly symCache = new Map<string, string>();
@@ -261,9 +267,9 @@ class Writer implements OnnxWriter {
     }
   }
 
-  model(weights: onnxProto.onnx.ITensorProto[]): onnxProto.onnx.ModelProto {
+  model(weights: TensorProto[]): ModelProto {
     const g = this.graph;
-    return onnx.ModelProto.create({
+    return {
       irVersion: IR_VERSION,
       producerName: 'clora-bot',
       opsetImport: [
@@ -277,7 +283,7 @@ class Writer implements OnnxWriter {
         input: g.inputs.map((t) => valueInfo((t.leaf as { name: string }).name, t.dtype, t.shape)),
         output: g.outputs.map(({ name, tensor }) => valueInfo(name, tensor.dtype, tensor.shape)),
       },
-    });
+    };
   }
 
   private claim(t: Tensor, name: string): string {
@@ -366,8 +372,8 @@ function fraction(x: number): [number, number] {
   throw new GraphError(`dimension coefficient ${x} is not a ratio of an integer and a power of two`);
 }
 
-function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
-  const T = onnx.AttributeProto.AttributeType;
+function attribute(name: string, a: Attr): AttributeProto {
+  const T = AttributeProto_AttributeType;
   if ('int' in a) return { name, type: T.INT, i: a.int };
   if ('float' in a) return { name, type: T.FLOAT, f: a.float };
   if ('ints' in a) return { name, type: T.INTS, ints: [...a.ints] };
@@ -375,7 +381,7 @@ function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
   return { name, type: T.STRING, s: Buffer.from(a.string, 'utf8') };
 }
 
-function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
+function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): ValueInfoProto {
   return {
     name,
     type: {
@@ -390,7 +396,7 @@ function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): onnxProto
 function writeExternal(
   dir: string,
   weights: WeightEntry[],
-  encode: (protos: onnxProto.onnx.ITensorProto[]) => Uint8Array,
+  encode: (protos: TensorProto[]) => Uint8Array,
 ): void {
   const parent = join(dir, '..');
   mkdirSync(parent, { recursive: true });
@@ -407,7 +413,7 @@ function writeExternal(
         while (written < bytes.byteLength) {
           written += writeSync(fd, bytes, written, bytes.byteLength - written, offset + written);
         }
-        w.proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+        w.proto.dataLocation = TensorProto_DataLocation.EXTERNAL;
         w.proto.externalData = [
           { key: 'location', value: 'weights.bin' },
           { key: 'offset', value: String(offset) },

@@ -2,14 +2,12 @@
 // - forward+backward ÷ forward for an SD 1.5 transformer block (320 ch, 8 heads, 64×64
 //   tokens, context 77×768); goal ≤ 3.0
 // - a 2048² MatMul through the graph layer vs a minimal hand-written ONNX model; goal ≥ 0.95
-import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { isEntryPoint } from '../../engine/entry-point.ts';
 import * as G from '../../engine/graph/index.ts';
+import { ModelProto } from '../../engine/graph/onnx/onnx.ts';
 import { rng } from '../gradcheck.ts';
 import { type Report, timeSideBySide } from './harness.ts';
-
-const { onnx } = onnxProto;
 
 function randomData(n: number, scale: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -93,7 +91,7 @@ function handWrittenMatMul(n: number): Uint8Array {
     name,
     type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: n }, { dimValue: n }] } } },
   });
-  const model = onnx.ModelProto.create({
+  const model: ModelProto = {
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
     graph: {
@@ -102,8 +100,8 @@ function handWrittenMatMul(n: number): Uint8Array {
       input: [value('a'), value('b')],
       output: [value('c')],
     },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  };
+  return ModelProto.encode(model).finish();
 }
 
 /** Median GFLOP/s of an n² fp32 MatMul on this machine, through the graph layer. */

@@ -588,8 +588,8 @@ export class SlackStandIn {
         headers: { 'content-type': type },
         body,
       }).formData();
-      const part = [...form.values()].find((v): v is File => typeof v !== 'string');
-      if (!part) return { status: 400, text: 'no file part' };
+      const part = [...form.values()].find((v) => typeof v !== 'string');
+      if (part === undefined || typeof part === 'string') return { status: 400, text: 'no file part' };
       bytes = Buffer.from(await part.arrayBuffer());
     }
     if (bytes.length !== file.length)
