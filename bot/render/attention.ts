@@ -171,5 +171,6 @@ export function attentionMapsSheet(
   return encodeRgbImage(drawAttentionMapsSheet(set, options), {
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
   });
 }

@@ -7,6 +7,7 @@ import { type EncodedImage, encodeImage } from './encode.ts';
 import { decodedImage } from './image.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import { maskOverlay } from './masks.ts';
+import { type Recipe, recipeText } from './recipe.ts';
 
 export interface CompositionPictures {
   image: EncodedImage;
@@ -30,15 +31,17 @@ export function maskSet(result: CompositionResult) {
 
 export async function renderComposition(
   result: CompositionResult,
-  options: { masks?: boolean; maps?: boolean; maxBytes?: number } = {},
+  options: { masks?: boolean; maps?: boolean; maxBytes?: number; recipe?: Recipe } = {},
 ): Promise<CompositionPictures> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  // Every picture carries the recipe, so any of them dropped back into the bot gives the command.
+  const text = options.recipe ? recipeText(options.recipe) : undefined;
   const rgb = decodedImage(result.image, result.width, result.height);
   const out: CompositionPictures = {
-    image: await encodeImage(rgb.data, rgb.width, rgb.height, { maxBytes }),
+    image: await encodeImage(rgb.data, rgb.width, rgb.height, { maxBytes, text }),
   };
   const masks = maskSet(result);
-  if (options.masks && masks) out.masks = await maskOverlay(rgb, masks, { maxBytes });
+  if (options.masks && masks) out.masks = await maskOverlay(rgb, masks, { maxBytes, text });
   if (options.maps && result.maps.length > 0) {
     out.maps = await attentionMapsSheet(
       {
@@ -46,7 +49,7 @@ export async function renderComposition(
         cols: result.res,
         maps: result.maps.map((m) => ({ label: m.label, values: m.values })),
       },
-      { maxBytes },
+      { maxBytes, text },
     );
   }
   return out;

@@ -15,6 +15,13 @@
 //   Limits: DISCORD_DEFAULT_ATTACHMENT_BYTES (10 MiB), discordAttachmentLimit(interaction.attachment_size_limit),
 //       SLACK_MAX_FILE_BYTES (1 GB), slackFileLimit(workspaceLimit?), DEFAULT_MAX_BYTES (= 10 MiB).
 //
+// Recipes (every picture of a composition carries what made it)
+//   recipeFromSpec(spec, { command, model, loraSha256 }): Recipe; recipeText(recipe) → the PNG text entries:
+//       `parameters` in AUTOMATIC1111's form (a1111Parameters; AutoV2 hashes) and `clora-bot`, our JSON with the
+//       exact /compose command. encodeImage's `text` option writes them (tEXt, or iTXt beyond Latin-1); in a
+//       WebP/JPEG fallback `parameters` goes to EXIF UserComment. readRecipe(bytes) reads them back for remix.
+//   withPngText / readPngText: text chunks spliced in and read (sharp reads but cannot write them).
+//
 // Masks (MaskSet { rows, cols, loras: { name, mask: Uint8Array 0/1 }[], background? } at the attention resolution)
 //   maskOverlay(image: RgbImage, masks, { palette?, opacity?, maxSide?, maxBytes? }): Promise<EncodedImage>
 //       the image (downscaled to maxSide = 512) with a translucent fill and solid inner outline per LoRA,
@@ -58,6 +65,7 @@ export {
   type ImageFormat,
   resizeImage,
 } from './encode.ts';
+export { readUserComment } from './exif.ts';
 export { decodedImage, imageToRgb, vaeValueToByte } from './image.ts';
 export {
   type LatentPreviewOptions,
@@ -92,4 +100,18 @@ export {
   type RenderBudget,
 } from './masks.ts';
 export { BACKGROUND_SWATCH, LORA_PALETTE, loraColor } from './palette.ts';
+export { isPng, type PngTextEntry, readPngText, withPngText } from './png-text.ts';
 export type { Rgb, RgbImage } from './raster.ts';
+export {
+  a1111Parameters,
+  autoV2,
+  GENERATOR,
+  PARAMETERS_KEYWORD,
+  RECIPE_KEYWORD,
+  type Recipe,
+  type RecipeLora,
+  type RecipeReading,
+  readRecipe,
+  recipeFromSpec,
+  recipeText,
+} from './recipe.ts';

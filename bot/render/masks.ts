@@ -3,6 +3,7 @@ import { type EncodedImage, encodeRgbImage, resizeImage } from './encode.ts';
 import { capHeight, charsThatFit, drawText, lineHeight, textWidth, truncateText } from './font.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import { BACKGROUND_SWATCH, loraColor } from './palette.ts';
+import type { PngTextEntry } from './png-text.ts';
 import {
   assertRgbImage,
   blit,
@@ -50,6 +51,8 @@ export interface MaskStyle {
 export interface RenderBudget {
   /** Upper bound on the encoded file size. Default DEFAULT_MAX_BYTES (Discord's 10 MiB). */
   readonly maxBytes?: number;
+  /** Text the file carries (the composition's recipe). */
+  readonly text?: readonly PngTextEntry[];
 }
 
 export interface MaskOverlayOptions extends MaskStyle, RenderBudget {
@@ -281,7 +284,11 @@ export async function maskOverlay(
         )
       : image;
   const picture = drawMaskOverlay(base, masks, options);
-  return encodeRgbImage(picture, { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, prefer: 'png' });
+  return encodeRgbImage(picture, {
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
+  });
 }
 
 export interface MaskGridLayout {
@@ -351,5 +358,6 @@ export function maskGrid(masks: MaskSet, options: MaskGridOptions = {}): Promise
   return encodeRgbImage(drawMaskGrid(masks, options), {
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
   });
 }
