@@ -33,6 +33,7 @@ import {
   type JobOrigin,
 } from './jobs.ts';
 import { type LoraCardSource, type LoraShelf, loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
+import { remixReply } from './remix.ts';
 import {
   describeProgress,
   formatDuration,
@@ -138,6 +139,11 @@ export class ComposeCommands {
       };
     }
     return this.onJobAction(action, job, ctx, value);
+  }
+
+  /** A picture the user gave back: the /compose command it carries, to edit (nothing in it is run). */
+  remix(picture: Uint8Array): CommandOutcome {
+    return remixReply(picture, this.services.library, this.services.settings);
   }
 
   /** /loras [query] [page] */

@@ -10,6 +10,7 @@ import type { CompositionSpec } from '../../engine/clora/spec.ts';
 import { renderComposition } from '../render/composition.ts';
 import { latentPreview } from '../render/index.ts';
 import { classifyError, type ThreadProgress, type ThreadReply, type ThreadRequest } from './messages.ts';
+import { compositionRecipe } from './recipe.ts';
 import { threadData } from './ts-thread.ts';
 
 const port = parentPort;
@@ -18,7 +19,7 @@ if (!port) throw new Error('engine-thread.ts runs as a worker thread');
 const options = threadData<EngineOptions & { previewEveryMs?: number }>(workerData);
 const controllers = new Map<number, AbortController>();
 
-async function compose(id: number, spec: CompositionSpec, maxBytes: number): Promise<void> {
+async function compose(id: number, spec: CompositionSpec, maxBytes: number, command?: string): Promise<void> {
   const controller = new AbortController();
   controllers.set(id, controller);
   let lastPreview = 0;
@@ -61,7 +62,8 @@ async function compose(id: number, spec: CompositionSpec, maxBytes: number): Pro
           .catch(() => {});
       },
     });
-    const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes });
+    const recipe = command === undefined ? undefined : await compositionRecipe(engine, result.spec, command);
+    const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes, recipe });
     const masks = result.masks;
     const total = masks[0]?.length ?? 0;
     const names = ['background', ...result.spec.subjects.map((s) => `${s.word}: ${s.lora.name}`)];
@@ -111,7 +113,7 @@ loading.then(
 );
 
 port.on('message', (message: ThreadRequest) => {
-  if (message.type === 'compose') void compose(message.id, message.spec, message.maxBytes);
+  if (message.type === 'compose') void compose(message.id, message.spec, message.maxBytes, message.command);
   else if (message.type === 'cancel') controllers.get(message.id)?.abort();
   else if (message.type === 'close') {
     void loading.then((e) => e.close()).finally(() => process.exit(0));
