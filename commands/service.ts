@@ -33,6 +33,7 @@ import {
   type JobOrigin,
 } from './jobs.ts';
 import { type LoraCardSource, type LoraShelf, loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
+import { percentagesSummingTo100 } from '../bot/render/masks.ts';
 import { remixReply } from './remix.ts';
 import {
   describeProgress,
@@ -208,7 +209,10 @@ export class ComposeCommands {
     if (value.maskShares && withMasks) {
       fields.push({
         name: 'Masks',
-        value: value.maskShares.map((m) => `${m.name}: ${Math.round(m.share * 100)}%`).join(' · '),
+        // The legend's numbers: shares of the picture that add up to 100%.
+        value: percentagesSummingTo100(value.maskShares.map((m) => m.share))
+          .map((percent, i) => `${value.maskShares![i]!.name}: ${percent}`)
+          .join(' · '),
         inline: false,
       });
     }

@@ -29,6 +29,15 @@ export function maskSet(result: CompositionResult) {
   };
 }
 
+/** What P0, P1 … in the maps' labels stand for: the prompt of each branch, the word's map was read in. */
+export function promptNotes(result: CompositionResult): string[] {
+  return result.prompts.map((prompt, i) => {
+    const s = result.spec.subjects[i - 1];
+    const whose = i === 0 ? 'the base prompt' : s ? `${s.word} with ${s.lora.name}` : `branch ${i}`;
+    return `P${i} = ${whose}: "${prompt}"`;
+  });
+}
+
 export async function renderComposition(
   result: CompositionResult,
   options: { masks?: boolean; maps?: boolean; maxBytes?: number; recipe?: Recipe } = {},
@@ -48,6 +57,7 @@ export async function renderComposition(
         rows: result.res,
         cols: result.res,
         maps: result.maps.map((m) => ({ label: m.label, values: m.values })),
+        notes: promptNotes(result),
       },
       { maxBytes, text },
     );

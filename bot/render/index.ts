@@ -26,7 +26,9 @@
 //   maskOverlay(image: RgbImage, masks, { palette?, opacity?, maxSide?, maxBytes? }): Promise<EncodedImage>
 //       the image (downscaled to maxSide = 512) with a translucent fill and solid inner outline per LoRA,
 //       diagonal stripes of the owners' colours where masks overlap, and a legend strip below
-//       (swatch, name, % of pixels; then the background). drawMaskOverlay(...) gives the RgbImage.
+//       (swatch, name, share of the picture: shared cells split between their LoRAs, so the shares and the
+//       background add up to 100%). Images under minSide = 256 are enlarged first. drawMaskOverlay(...) gives it.
+//   ownershipShares(masks), percentagesSummingTo100(shares): those shares, and their rounding.
 //   maskGrid(masks, { palette?, thumbSize?, includeBackground?, columns?, maxBytes? }): Promise<EncodedImage>
 //       one framed thumbnail per mask (and the background), captioned with name and share.
 //       drawMaskGrid / maskGridLayout expose the picture and where each tile sits.
@@ -43,8 +45,8 @@
 //       linear latent → RGB (SD15_LATENT_RGB, documented in latent.ts), smoothly upscaled to 256 px, WebP.
 //   latentToRgb(latent, h, w, projection?): Uint8Array  the h × w RGB bytes.
 //
-// Text is drawn with a built-in 5×7 bitmap font (font.ts), so no system font is needed and labels are identical
-// on every host; it covers printable ASCII (other characters print as '?').
+// Text is drawn by sharp (Pango) in fonts shipped as npm packages (text.ts: Noto Sans SC, Noto Emoji), so labels
+// show names in any script and emoji as typed, and do not depend on the host's fonts.
 
 export {
   type AttentionMapSet,
@@ -96,7 +98,10 @@ export {
   maskCoverage,
   maskGrid,
   maskGridLayout,
+  maskLegend,
   maskOverlay,
+  ownershipShares,
+  percentagesSummingTo100,
   type RenderBudget,
 } from './masks.ts';
 export { BACKGROUND_SWATCH, LORA_PALETTE, loraColor } from './palette.ts';
