@@ -1,6 +1,10 @@
 // bot/render recipes: A1111 parameters and our command written into PNG text chunks (and EXIF for the
 // lossy fallbacks), read back by sharp, by exifr (an independent reader) and by our own reader.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import exifr from 'exifr';
@@ -17,6 +21,8 @@ import {
   recipeText,
   withPngText,
 } from '../../bot/render/index.ts';
+import { cachedSha256 } from '../../bot/worker/file-hash.ts';
+import { compositionRecipe } from '../../bot/worker/recipe.ts';
 import { withDefaults } from '../../engine/clora/spec.ts';
 
 const SHA_TABBY = 'ab12cd34ef56'.padEnd(64, '0');
@@ -197,6 +203,38 @@ describe('recipes in the lossy fallbacks', () => {
       const comment = Buffer.from(fromExifr.userComment as Uint8Array);
       assert.equal(comment.subarray(0, 8).toString('latin1'), 'UNICODE\0');
       assert.equal(Buffer.from(comment.subarray(8)).swap16().toString('utf16le'), a1111Parameters(recipe));
+    }
+  });
+});
+
+describe('compositionRecipe', () => {
+  it('hashes a single-file checkpoint (AutoV2) once per file version, and names a diffusers folder only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clora-recipe-'));
+    try {
+      const model = join(dir, 'model.safetensors');
+      writeFileSync(model, 'pretend checkpoint bytes');
+      const sha = createHash('sha256').update('pretend checkpoint bytes').digest('hex');
+      const spec = withDefaults({
+        prompt: 'a cat',
+        subjects: [{ word: 'cat', lora: { name: 'tabby', path: '/l/tabby' }, weight: 1, triggers: [] }],
+      });
+      const loadLora = () => ({ sha256: SHA_TABBY });
+      const engine = { checkpoint: { source: model, layout: 'single-file' }, loadLora } as never;
+      const recipe = await compositionRecipe(engine, spec, '/compose cat:<tabby> --seed 0');
+      assert.deepEqual(recipe.model, { name: 'model.safetensors', hash: sha.slice(0, 10) });
+      assert.deepEqual(recipe.loras, [{ name: 'tabby', subject: 'cat', weight: 1, hash: 'ab12cd34ef' }]);
+      assert.equal(await cachedSha256(model), sha);
+      // A changed file is hashed again.
+      writeFileSync(model, 'other bytes, longer than before');
+      assert.equal(
+        await cachedSha256(model),
+        createHash('sha256').update('other bytes, longer than before').digest('hex'),
+      );
+
+      const folder = { checkpoint: { source: dir, layout: 'diffusers' }, loadLora } as never;
+      assert.equal((await compositionRecipe(folder, spec, 'x')).model.hash, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
