@@ -3,6 +3,7 @@
 // call these on every slash command, button and select.
 
 import type { JobQueue, JobRecord } from '../bot/queue/types.ts';
+import { percentagesSummingTo100 } from '../bot/render/masks.ts';
 import {
   type ComposeAction,
   composeResultRow,
@@ -33,7 +34,6 @@ import {
   type JobOrigin,
 } from './jobs.ts';
 import { type LoraCardSource, type LoraShelf, loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
-import { percentagesSummingTo100 } from '../bot/render/masks.ts';
 import { remixReply } from './remix.ts';
 import {
   describeProgress,

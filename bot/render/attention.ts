@@ -178,9 +178,9 @@ export async function drawAttentionMapsSheet(
   if (bar.width - low.width - high.width >= middle.width + 2 * LABEL_PX) {
     drawLabel(out, middle, bar.x + Math.floor((bar.width - middle.width) / 2), textY, THEME.dimText);
   }
-  layout.notes.lines.forEach((line, i) =>
-    drawLabel(out, line, bar.x, layout.notes.y + i * (lineHeight(LABEL_PX) + LINE_GAP), THEME.dimText),
-  );
+  for (const [i, line] of layout.notes.lines.entries()) {
+    drawLabel(out, line, bar.x, layout.notes.y + i * (lineHeight(LABEL_PX) + LINE_GAP), THEME.dimText);
+  }
   return out;
 }
 

@@ -294,7 +294,7 @@ function drawLegend(image: RgbImage, layout: LegendLayout, top: number): void {
     fillRect(image, entry.x, y + swatchTop, swatch, swatch, entry.color);
     strokeRect(image, entry.x, y + swatchTop, swatch, swatch, 1, THEME.frame);
     const textX = entry.x + swatch + Math.round(layout.px / 3);
-    entry.lines.forEach((label, i) => drawLabel(image, label, textX, y + i * line, THEME.text));
+    for (const [i, label] of entry.lines.entries()) drawLabel(image, label, textX, y + i * line, THEME.text);
     const last = entry.lines[entry.lines.length - 1]!;
     const detailX = textX + last.width + Math.round(layout.px / 3);
     drawLabel(image, entry.detail, detailX, y + (entry.lines.length - 1) * line, THEME.dimText);
