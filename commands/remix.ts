@@ -26,8 +26,24 @@ export function recipeCommand(
   settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS,
 ): string {
   const other = <T>(list: readonly T[], value: T): T => list.find((v) => v !== value) ?? value;
+  // The request was checked against this bot's limits already; formatting must not refuse it for others'.
   const never: ComposeSettings = {
-    limits: settings.limits,
+    limits: {
+      ...settings.limits,
+      maxLoras: Number.MAX_SAFE_INTEGER,
+      minWeight: 0,
+      maxWeight: Number.MAX_SAFE_INTEGER,
+      minSteps: 1,
+      maxSteps: Number.MAX_SAFE_INTEGER,
+      minCfg: 0,
+      maxCfg: Number.MAX_SAFE_INTEGER,
+      minSide: 8,
+      maxSide: Number.MAX_SAFE_INTEGER,
+      sideMultiple: 8,
+      maxSeed: Number.MAX_SAFE_INTEGER,
+      maxPromptLength: Number.MAX_SAFE_INTEGER,
+      maxNegativeLength: Number.MAX_SAFE_INTEGER,
+    },
     defaults: {
       steps: -1,
       width: -1,

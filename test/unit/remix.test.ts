@@ -41,6 +41,19 @@ describe('recipeCommand', () => {
     assert.ok(back.ok);
     assert.deepEqual(back.request, parsed.request);
   });
+
+  it("keeps the leading list of bindings for a size this bot's limits allow and the defaults do not", () => {
+    const small = composeSettings({ limits: { minSide: 64, maxSide: 128 } });
+    const parsed = parseCompose(
+      'cat:<tabby> penguin:<plush> in a house --seed 7 --size 128x128 --masks',
+      small,
+    );
+    assert.ok(parsed.ok);
+    assert.equal(
+      recipeCommand(parsed.request),
+      '/compose cat:<tabby> penguin:<plush> in a house --seed 7 --steps 50 --size 128x128 --cfg 7.5 --sampler ddim --method clora',
+    );
+  });
 });
 
 describe('remixReply', () => {
