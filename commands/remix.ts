@@ -81,7 +81,10 @@ function missingLoras(request: ComposeRequest, recipe: Recipe, library: RemixLib
     .filter((name) => !library.get(name))
     .map((name) => {
       const hash = recipe.loras.find((l) => l.name.toLowerCase() === name.toLowerCase())?.hash;
-      return hash ? `'${name}' (AutoV2 ${hash})` : `'${name}'`;
+      // The file says what the hash is; only a well-formed AutoV2 is repeated.
+      return typeof hash === 'string' && /^[0-9a-f]{10}$/.test(hash)
+        ? `'${name}' (AutoV2 ${hash})`
+        : `'${name}'`;
     });
 }
 
@@ -124,7 +127,7 @@ export function remixReply(
     return {
       reply: userErrorReply(
         `That picture's command no longer reads as /compose here: ${parsed.error.message}`,
-        `Its command was:\n${codeBlock(`/compose ${text}`)}`,
+        `Its command was:\n${codeBlock(`/compose ${text.length > 1500 ? `${text.slice(0, 1499)}…` : text}`)}`,
       ),
     };
   }
