@@ -3,6 +3,7 @@
 // call these on every slash command, button and select.
 
 import type { JobQueue, JobRecord } from '../bot/queue/types.ts';
+import { percentagesSummingTo100 } from '../bot/render/masks.ts';
 import {
   type ComposeAction,
   composeResultRow,
@@ -36,6 +37,7 @@ import {
   type JobOrigin,
 } from './jobs.ts';
 import { type LoraCardSource, type LoraShelf, loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
+import { remixReply } from './remix.ts';
 import {
   describeProgress,
   formatDuration,
@@ -173,6 +175,11 @@ export class ComposeCommands {
     return this.onJobAction(action, job, ctx, value);
   }
 
+  /** A picture the user gave back: the /compose command it carries, to edit (nothing in it is run). */
+  remix(picture: Uint8Array): CommandOutcome {
+    return remixReply(picture, this.services.library, this.services.settings);
+  }
+
   /** /loras [query] [page] */
   loras(query = '', page = 0): Reply {
     return lorasReply(this.services.library, { query, page });
@@ -255,7 +262,10 @@ export class ComposeCommands {
     if (value.maskShares && withMasks) {
       fields.push({
         name: 'Masks',
-        value: value.maskShares.map((m) => `${m.name}: ${Math.round(m.share * 100)}%`).join(' · '),
+        // The legend's numbers: shares of the picture that add up to 100%.
+        value: percentagesSummingTo100(value.maskShares.map((m) => m.share))
+          .map((percent, i) => `${value.maskShares![i]!.name}: ${percent}`)
+          .join(' · '),
         inline: false,
       });
     }

@@ -14,6 +14,7 @@ import {
   withSeed,
 } from '../../commands/compose/index.ts';
 import { type Config, ConfigError, loadConfig } from '../../config/index.ts';
+import { recipeCommand } from '../../commands/remix.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
 import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.ts';
@@ -21,7 +22,8 @@ import { isEntryPoint } from '../../engine/entry-point.ts';
 import { composeSettingsOf } from '../compose-settings.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
-import { encodePng } from '../render/index.ts';
+import { encodePng, recipeText } from '../render/index.ts';
+import { compositionRecipe } from '../worker/recipe.ts';
 import { type ResolvedLora, specFromRequest } from '../worker/spec.ts';
 import { cudaProviderProblem, loraFileProblem, prepareOutFolder } from './checks.ts';
 
@@ -258,8 +260,14 @@ async function main(): Promise<void> {
   const result = await engine.compose(spec, { onProgress: (p) => process.stderr.write(progressBar(p)) });
   process.stderr.write('\n');
   const rgb = decodedImage(result.image, result.width, result.height);
-  writeFileSync(join(o.out, 'image.png'), await encodePng(rgb));
-  const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes: 64 * 1024 * 1024 });
+  const recipe = await compositionRecipe(engine, result.spec, recipeCommand(request));
+  writeFileSync(join(o.out, 'image.png'), await encodePng(rgb, recipeText(recipe)));
+  const pictures = await renderComposition(result, {
+    masks: true,
+    maps: true,
+    maxBytes: 64 * 1024 * 1024,
+    recipe,
+  });
   if (pictures.masks) writeFileSync(join(o.out, 'masks.png'), pictures.masks.bytes);
   if (pictures.maps) writeFileSync(join(o.out, 'maps.png'), pictures.maps.bytes);
   const report = {

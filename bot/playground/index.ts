@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { BLOB } from '../../commands/jobs.ts';
+import { MAX_REMIX_BYTES } from '../../commands/remix.ts';
 import type { ChatContext } from '../../commands/service.ts';
 import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import type { Adapter } from '../adapter.ts';
@@ -57,6 +58,9 @@ export interface PlaygroundStatus {
 }
 
 const MAX_BODY_BYTES = 16 * 1024;
+/** A dropped picture travels as base64 in JSON (so the same-site JSON guard covers it). */
+const MAX_REMIX_BODY_BYTES = Math.ceil((MAX_REMIX_BYTES * 4) / 3) + 1024;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const MAX_TEXT = 4000;
 const MAX_ID = 100;
 const STATUS_POLL_MS = 1000;
@@ -216,6 +220,14 @@ export async function startPlayground(app: App, options: PlaygroundOptions = {})
       const value = stringField(body, 'value', { maxLength: MAX_ID, optional: true });
       log.debug(`action: ${id}${value === undefined ? '' : ` = ${value}`}`);
       return answer(res, tab, await app.commands.action(id, ctx, value));
+    }
+    if (path === '/api/remix') {
+      if (method !== 'POST') throw new HttpError(405, 'send a POST');
+      const body = await readJsonObject(req, MAX_REMIX_BODY_BYTES);
+      const tab = tabOf(body);
+      const image = stringField(body, 'image', { maxLength: MAX_REMIX_BODY_BYTES })!;
+      if (!BASE64.test(image)) throw new HttpError(400, "'image' must be the picture's bytes in base64");
+      return answer(res, tab, app.commands.remix(Buffer.from(image, 'base64')));
     }
     if (method !== 'GET') throw new HttpError(405, 'only GET here');
     if (path === '/api/status') return sendJson(res, 200, status());

@@ -1,14 +1,14 @@
 // Per-token cross-attention maps as a sheet of labelled viridis heat maps, with a colour bar.
 import { viridis } from './colormap.ts';
 import { type EncodedImage, encodeRgbImage } from './encode.ts';
-import { charsThatFit, drawText, lineHeight, textWidth } from './font.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import type { RenderBudget } from './masks.ts';
 import { createImage, fillRect, type RgbImage, strokeRect } from './raster.ts';
 import {
   captionLines,
   drawCentredLines,
-  LABEL_SCALE,
+  LABEL_PX,
+  LINE_GAP,
   labelBlockHeight,
   nameLinesNeeded,
   THEME,
@@ -16,6 +16,7 @@ import {
   tileGrid,
   tileOrigin,
 } from './sheet.ts';
+import { drawLabel, type Label, lineHeight, renderLabel, wrapLabel } from './text.ts';
 
 /** One token's attention map, rows × cols of the set, row-major; `label` e.g. "cat (P0)". */
 export interface TokenAttentionMap {
@@ -27,6 +28,8 @@ export interface AttentionMapSet {
   readonly rows: number;
   readonly cols: number;
   readonly maps: readonly TokenAttentionMap[];
+  /** Lines printed under the colour bar, e.g. what P0, P1 … in the labels stand for. */
+  readonly notes?: readonly string[];
 }
 
 export interface AttentionSheetOptions extends RenderBudget {
@@ -51,6 +54,8 @@ export interface AttentionSheetLayout {
   readonly nameLines: number;
   /** Colour bar: position and size in the sheet. */
   readonly bar: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
+  /** The notes, wrapped to the sheet's width, and where the first line goes. */
+  readonly notes: { readonly lines: readonly Label[]; readonly y: number };
   readonly width: number;
   readonly height: number;
 }
@@ -58,10 +63,10 @@ export interface AttentionSheetLayout {
 const BAR_HEIGHT = 12;
 
 /** Where the heat maps, captions and colour bar go; each heat map sits 1 px inside its tile's frame. */
-export function attentionSheetLayout(
+export async function attentionSheetLayout(
   set: AttentionMapSet,
   options: AttentionSheetOptions = {},
-): AttentionSheetLayout {
+): Promise<AttentionSheetLayout> {
   const { rows, cols } = set;
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) {
     throw new RangeError(`attention map size must be positive integers, got ${rows}×${cols}`);
@@ -76,7 +81,7 @@ export function attentionSheetLayout(
   const mapWidth = cols * cell;
   const mapHeight = rows * cell;
   const captionTop = mapHeight + 2 + 6;
-  const nameLines = nameLinesNeeded(
+  const nameLines = await nameLinesNeeded(
     set.maps.map((m) => m.label),
     mapWidth + 2,
     2,
@@ -86,8 +91,23 @@ export function attentionSheetLayout(
   });
   const barY = grid.height - grid.margin + grid.gap;
   const bar = { x: grid.margin, y: barY, width: grid.width - 2 * grid.margin, height: BAR_HEIGHT };
-  const height = barY + BAR_HEIGHT + 4 + lineHeight(LABEL_SCALE) + grid.margin;
-  return { grid, cell, mapWidth, mapHeight, captionTop, nameLines, bar, width: grid.width, height };
+  const notesY = barY + BAR_HEIGHT + 4 + lineHeight(LABEL_PX) + LINE_GAP;
+  const lines: Label[] = [];
+  for (const note of set.notes ?? []) lines.push(...(await wrapLabel(note, bar.width, LABEL_PX, 3)));
+  const notesHeight = lines.length * (lineHeight(LABEL_PX) + LINE_GAP);
+  const height = notesY + notesHeight + grid.margin;
+  return {
+    grid,
+    cell,
+    mapWidth,
+    mapHeight,
+    captionTop,
+    nameLines,
+    bar,
+    notes: { lines, y: notesY },
+    width: grid.width,
+    height,
+  };
 }
 
 function finiteRange(values: Float32Array, into: { min: number; max: number }): void {
@@ -111,15 +131,18 @@ function formatValue(value: number): string {
  * captioned with its label and peak value, in a grid; below, a colour bar from min to max.
  * A flat map (min = max) is drawn at the low end; non-finite values count as the minimum.
  */
-export function drawAttentionMapsSheet(set: AttentionMapSet, options: AttentionSheetOptions = {}): RgbImage {
-  const layout = attentionSheetLayout(set, options);
+export async function drawAttentionMapsSheet(
+  set: AttentionMapSet,
+  options: AttentionSheetOptions = {},
+): Promise<RgbImage> {
+  const layout = await attentionSheetLayout(set, options);
   const { grid, cell, mapWidth, mapHeight, bar } = layout;
   const shared = options.normalize === 'shared';
   const sharedRange = { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
   if (shared) for (const { values } of set.maps) finiteRange(values, sharedRange);
 
   const out = createImage(layout.width, layout.height, THEME.background);
-  set.maps.forEach(({ label, values }, index) => {
+  for (const [index, { label, values }] of set.maps.entries()) {
     const range = shared ? sharedRange : { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
     if (!shared) finiteRange(values, range);
     const span = range.max - range.min;
@@ -134,42 +157,41 @@ export function drawAttentionMapsSheet(set: AttentionMapSet, options: AttentionS
     }
     const own = { min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
     finiteRange(values, own);
-    const caption = captionLines(label, `peak ${formatValue(own.max)}`, grid.tileWidth, layout.nameLines);
+    const caption = await captionLines(
+      label,
+      `peak ${formatValue(own.max)}`,
+      grid.tileWidth,
+      layout.nameLines,
+    );
     drawCentredLines(out, caption, x, y + layout.captionTop, grid.tileWidth);
-  });
+  }
 
   for (let i = 0; i < bar.width; i++) {
     fillRect(out, bar.x + i, bar.y, 1, bar.height, viridis(bar.width > 1 ? i / (bar.width - 1) : 0));
   }
   const textY = bar.y + bar.height + 4;
-  const low = shared ? formatValue(sharedRange.min) : 'min';
-  const high = shared ? formatValue(sharedRange.max) : 'max';
-  drawText(out, low, bar.x, textY, LABEL_SCALE, THEME.dimText);
-  const highWidth = textWidth(high, LABEL_SCALE);
-  drawText(out, high, bar.x + bar.width - highWidth, textY, LABEL_SCALE, THEME.dimText);
-  const middle = shared ? 'shared scale' : 'each map: own scale';
-  const middleWidth = textWidth(middle, LABEL_SCALE);
-  const free = bar.width - textWidth(low, LABEL_SCALE) - highWidth;
-  if (charsThatFit(free, LABEL_SCALE) >= middle.length + 2) {
-    drawText(
-      out,
-      middle,
-      bar.x + Math.floor((bar.width - middleWidth) / 2),
-      textY,
-      LABEL_SCALE,
-      THEME.dimText,
-    );
+  const low = await renderLabel(shared ? formatValue(sharedRange.min) : 'min', LABEL_PX);
+  const high = await renderLabel(shared ? formatValue(sharedRange.max) : 'max', LABEL_PX);
+  drawLabel(out, low, bar.x, textY, THEME.dimText);
+  drawLabel(out, high, bar.x + bar.width - high.width, textY, THEME.dimText);
+  const middle = await renderLabel(shared ? 'shared scale' : 'each map: own scale', LABEL_PX);
+  if (bar.width - low.width - high.width >= middle.width + 2 * LABEL_PX) {
+    drawLabel(out, middle, bar.x + Math.floor((bar.width - middle.width) / 2), textY, THEME.dimText);
+  }
+  for (const [i, line] of layout.notes.lines.entries()) {
+    drawLabel(out, line, bar.x, layout.notes.y + i * (lineHeight(LABEL_PX) + LINE_GAP), THEME.dimText);
   }
   return out;
 }
 
 /** drawAttentionMapsSheet encoded as PNG (within `maxBytes`). */
-export function attentionMapsSheet(
+export async function attentionMapsSheet(
   set: AttentionMapSet,
   options: AttentionSheetOptions = {},
 ): Promise<EncodedImage> {
-  return encodeRgbImage(drawAttentionMapsSheet(set, options), {
+  return encodeRgbImage(await drawAttentionMapsSheet(set, options), {
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
   });
 }

@@ -7,6 +7,7 @@ import { type EncodedImage, encodeImage } from './encode.ts';
 import { decodedImage } from './image.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import { maskOverlay } from './masks.ts';
+import { type Recipe, recipeText } from './recipe.ts';
 
 export interface CompositionPictures {
   image: EncodedImage;
@@ -28,25 +29,37 @@ export function maskSet(result: CompositionResult) {
   };
 }
 
+/** What P0, P1 … in the maps' labels stand for: the prompt of each branch, the word's map was read in. */
+export function promptNotes(result: CompositionResult): string[] {
+  return result.prompts.map((prompt, i) => {
+    const s = result.spec.subjects[i - 1];
+    const whose = i === 0 ? 'the base prompt' : s ? `${s.word} with ${s.lora.name}` : `branch ${i}`;
+    return `P${i} = ${whose}: "${prompt}"`;
+  });
+}
+
 export async function renderComposition(
   result: CompositionResult,
-  options: { masks?: boolean; maps?: boolean; maxBytes?: number } = {},
+  options: { masks?: boolean; maps?: boolean; maxBytes?: number; recipe?: Recipe } = {},
 ): Promise<CompositionPictures> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  // Every picture carries the recipe, so any of them dropped back into the bot gives the command.
+  const text = options.recipe ? recipeText(options.recipe) : undefined;
   const rgb = decodedImage(result.image, result.width, result.height);
   const out: CompositionPictures = {
-    image: await encodeImage(rgb.data, rgb.width, rgb.height, { maxBytes }),
+    image: await encodeImage(rgb.data, rgb.width, rgb.height, { maxBytes, text }),
   };
   const masks = maskSet(result);
-  if (options.masks && masks) out.masks = await maskOverlay(rgb, masks, { maxBytes });
+  if (options.masks && masks) out.masks = await maskOverlay(rgb, masks, { maxBytes, text });
   if (options.maps && result.maps.length > 0) {
     out.maps = await attentionMapsSheet(
       {
         rows: result.res,
         cols: result.res,
         maps: result.maps.map((m) => ({ label: m.label, values: m.values })),
+        notes: promptNotes(result),
       },
-      { maxBytes },
+      { maxBytes, text },
     );
   }
   return out;

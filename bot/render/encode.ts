@@ -1,6 +1,8 @@
 // RGB pixels → file bytes that fit an upload limit: PNG, else WebP, else JPEG at falling quality, else smaller.
 import sharp from 'sharp';
+import { userCommentExif, withJpegExif, withWebpExif } from './exif.ts';
 import { MIN_ENCODE_BYTES } from './limits.ts';
+import { type PngTextEntry, withPngText } from './png-text.ts';
 import { assertRgbImage, type RgbImage } from './raster.ts';
 
 export type ImageFormat = 'png' | 'webp' | 'jpeg';
@@ -10,6 +12,11 @@ export interface EncodeOptions {
   readonly maxBytes: number;
   /** First format to try; later steps of the ladder are tried only when it does not fit. Default 'png'. */
   readonly prefer?: ImageFormat;
+  /**
+   * Text the file carries: PNG text chunks; in a WebP or JPEG, the first entry (A1111's `parameters`) as EXIF
+   * UserComment, where A1111 and Civitai look. Counted in maxBytes.
+   */
+  readonly text?: readonly PngTextEntry[];
 }
 
 export interface EncodedImage {
@@ -49,7 +56,21 @@ function ladder(prefer: ImageFormat, lossless: boolean): LadderStep[] {
 // Output bytes depend only on pixels and these options: sharp strips metadata by default (no timestamps,
 // no ICC profile), PNG is truecolour (palette quantisation is off), and neither libvips' thread count nor
 // its cache changes encoder output. They may change with a different libvips/zlib-ng/libwebp build.
-function encodeStep(image: RgbImage, step: LadderStep): Promise<Buffer> {
+async function encodeStep(
+  image: RgbImage,
+  step: LadderStep,
+  text: readonly PngTextEntry[] = [],
+): Promise<Buffer> {
+  const pixels = await encodePixels(image, step);
+  if (text.length === 0) return pixels;
+  if (step.format === 'png') return withPngText(pixels, text);
+  const exif = userCommentExif(text[0]!.text);
+  return step.format === 'webp'
+    ? withWebpExif(pixels, exif, image.width, image.height)
+    : withJpegExif(pixels, exif);
+}
+
+function encodePixels(image: RgbImage, step: LadderStep): Promise<Buffer> {
   const input = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
   switch (step.format) {
     case 'png':
@@ -62,9 +83,9 @@ function encodeStep(image: RgbImage, step: LadderStep): Promise<Buffer> {
 }
 
 /** Lossless PNG of `image`, no size limit: for pictures whose pixels matter exactly (tests, overlays). */
-export function encodePng(image: RgbImage): Promise<Buffer> {
+export function encodePng(image: RgbImage, text: readonly PngTextEntry[] = []): Promise<Buffer> {
   assertRgbImage(image, 'encodePng');
-  return encodeStep(image, { format: 'png' });
+  return encodeStep(image, { format: 'png' }, text);
 }
 
 /** Resamples `image` to width × height (Lanczos 3), deterministically. */
@@ -87,7 +108,7 @@ export async function encodeImage(
   height: number,
   options: EncodeOptions,
 ): Promise<EncodedImage> {
-  const { maxBytes, prefer = 'png' } = options;
+  const { maxBytes, prefer = 'png', text } = options;
   if (!Number.isFinite(maxBytes) || maxBytes < MIN_ENCODE_BYTES) {
     throw new RangeError(`encodeImage: maxBytes must be at least ${MIN_ENCODE_BYTES}, got ${maxBytes}`);
   }
@@ -98,7 +119,7 @@ export async function encodeImage(
   for (let round = 0; round <= MAX_DOWNSCALE_ROUNDS; round++) {
     let smallest = Number.POSITIVE_INFINITY;
     for (const step of ladder(prefer, round === 0)) {
-      const bytes = await encodeStep(current, step);
+      const bytes = await encodeStep(current, step, text);
       if (bytes.length <= maxBytes) {
         return {
           bytes,

@@ -15,11 +15,20 @@
 //   Limits: DISCORD_DEFAULT_ATTACHMENT_BYTES (10 MiB), discordAttachmentLimit(interaction.attachment_size_limit),
 //       SLACK_MAX_FILE_BYTES (1 GB), slackFileLimit(workspaceLimit?), DEFAULT_MAX_BYTES (= 10 MiB).
 //
+// Recipes (every picture of a composition carries what made it)
+//   recipeFromSpec(spec, { command, model, loraSha256 }): Recipe; recipeText(recipe) → the PNG text entries:
+//       `parameters` in AUTOMATIC1111's form (a1111Parameters; AutoV2 hashes) and `clora-bot`, our JSON with the
+//       exact /compose command. encodeImage's `text` option writes them (tEXt, or iTXt beyond Latin-1); in a
+//       WebP/JPEG fallback `parameters` goes to EXIF UserComment. readRecipe(bytes) reads them back for remix.
+//   withPngText / readPngText: text chunks spliced in and read (sharp reads but cannot write them).
+//
 // Masks (MaskSet { rows, cols, loras: { name, mask: Uint8Array 0/1 }[], background? } at the attention resolution)
 //   maskOverlay(image: RgbImage, masks, { palette?, opacity?, maxSide?, maxBytes? }): Promise<EncodedImage>
 //       the image (downscaled to maxSide = 512) with a translucent fill and solid inner outline per LoRA,
 //       diagonal stripes of the owners' colours where masks overlap, and a legend strip below
-//       (swatch, name, % of pixels; then the background). drawMaskOverlay(...) gives the RgbImage.
+//       (swatch, name, share of the picture: shared cells split between their LoRAs, so the shares and the
+//       background add up to 100%). Images under minSide = 256 are enlarged first. drawMaskOverlay(...) gives it.
+//   ownershipShares(masks), percentagesSummingTo100(shares): those shares, and their rounding.
 //   maskGrid(masks, { palette?, thumbSize?, includeBackground?, columns?, maxBytes? }): Promise<EncodedImage>
 //       one framed thumbnail per mask (and the background), captioned with name and share.
 //       drawMaskGrid / maskGridLayout expose the picture and where each tile sits.
@@ -36,8 +45,8 @@
 //       linear latent → RGB (SD15_LATENT_RGB, documented in latent.ts), smoothly upscaled to 256 px, WebP.
 //   latentToRgb(latent, h, w, projection?): Uint8Array  the h × w RGB bytes.
 //
-// Text is drawn with a built-in 5×7 bitmap font (font.ts), so no system font is needed and labels are identical
-// on every host; it covers printable ASCII (other characters print as '?').
+// Text is drawn by sharp (Pango) in fonts shipped as npm packages (text.ts: Noto Sans SC, Noto Emoji), so labels
+// show names in any script and emoji as typed, and do not depend on the host's fonts.
 
 export {
   type AttentionMapSet,
@@ -58,6 +67,7 @@ export {
   type ImageFormat,
   resizeImage,
 } from './encode.ts';
+export { readUserComment } from './exif.ts';
 export { decodedImage, imageToRgb, vaeValueToByte } from './image.ts';
 export {
   type LatentPreviewOptions,
@@ -88,8 +98,25 @@ export {
   maskCoverage,
   maskGrid,
   maskGridLayout,
+  maskLegend,
   maskOverlay,
+  ownershipShares,
+  percentagesSummingTo100,
   type RenderBudget,
 } from './masks.ts';
 export { BACKGROUND_SWATCH, LORA_PALETTE, loraColor } from './palette.ts';
+export { isPng, type PngTextEntry, readPngText, withPngText } from './png-text.ts';
 export type { Rgb, RgbImage } from './raster.ts';
+export {
+  a1111Parameters,
+  autoV2,
+  GENERATOR,
+  PARAMETERS_KEYWORD,
+  RECIPE_KEYWORD,
+  type Recipe,
+  type RecipeLora,
+  type RecipeReading,
+  readRecipe,
+  recipeFromSpec,
+  recipeText,
+} from './recipe.ts';

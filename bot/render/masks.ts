@@ -1,8 +1,8 @@
 // Which LoRA owns which pixels: the image with coloured mask overlays and a legend, and a grid of mask thumbnails.
 import { type EncodedImage, encodeRgbImage, resizeImage } from './encode.ts';
-import { capHeight, charsThatFit, drawText, lineHeight, textWidth, truncateText } from './font.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import { BACKGROUND_SWATCH, loraColor } from './palette.ts';
+import type { PngTextEntry } from './png-text.ts';
 import {
   assertRgbImage,
   blit,
@@ -12,6 +12,7 @@ import {
   type Rgb,
   type RgbImage,
   strokeRect,
+  upscaleNearest,
 } from './raster.ts';
 import {
   captionLines,
@@ -24,6 +25,7 @@ import {
   tileGrid,
   tileOrigin,
 } from './sheet.ts';
+import { drawLabel, type Label, lineHeight, renderLabel, wrapLabel } from './text.ts';
 
 /** One LoRA's binary mask at the attention resolution (rows × cols, row-major; non-zero = claimed). */
 export interface LoraMask {
@@ -50,11 +52,15 @@ export interface MaskStyle {
 export interface RenderBudget {
   /** Upper bound on the encoded file size. Default DEFAULT_MAX_BYTES (Discord's 10 MiB). */
   readonly maxBytes?: number;
+  /** Text the file carries (the composition's recipe). */
+  readonly text?: readonly PngTextEntry[];
 }
 
 export interface MaskOverlayOptions extends MaskStyle, RenderBudget {
   /** Larger images are downscaled to this longest side before drawing. Default 512. */
   readonly maxSide?: number;
+  /** Smaller images are enlarged (whole pixels) to at least this longest side, so the legend has room. Default 256. */
+  readonly minSide?: number;
 }
 
 export interface MaskGridOptions extends RenderBudget {
@@ -98,6 +104,39 @@ export function maskCoverage(mask: Uint8Array): number {
   let set = 0;
   for (const value of mask) if (value !== 0) set++;
   return mask.length === 0 ? 0 : set / mask.length;
+}
+
+/**
+ * Share of the picture each LoRA draws, and the background's, adding up to 1: a cell claimed by several LoRAs
+ * is split evenly between them, as CLoRA's fusion averages their predictions there.
+ */
+export function ownershipShares(masks: MaskSet): { loras: number[]; background: number; shared: number } {
+  checkMaskSet(masks);
+  const cells = masks.rows * masks.cols;
+  const loras = masks.loras.map(() => 0);
+  let background = 0;
+  let shared = 0;
+  for (let cell = 0; cell < cells; cell++) {
+    const owners = masks.loras.flatMap(({ mask }, i) => (mask[cell] !== 0 ? [i] : []));
+    if (owners.length === 0) background++;
+    else for (const i of owners) loras[i]! += 1 / owners.length;
+    if (owners.length > 1) shared++;
+  }
+  return { loras: loras.map((n) => n / cells), background: background / cells, shared: shared / cells };
+}
+
+/** Shares (adding up to 1) as percentages with one decimal that add up to exactly 100.0% (largest remainder). */
+export function percentagesSummingTo100(shares: readonly number[]): string[] {
+  const tenths = shares.map((s) => s * 1000);
+  const floors = tenths.map(Math.floor);
+  let left = 1000 - floors.reduce((a, b) => a + b, 0);
+  const order = tenths.map((t, i) => [t - floors[i]!, i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of order) {
+    if (left <= 0) break;
+    floors[i]! += 1;
+    left--;
+  }
+  return floors.map((t, i) => (t === 0 && shares[i]! > 0 ? '<0.1%' : `${(t / 10).toFixed(1)}%`));
 }
 
 /** Nearest-neighbour index map: output coordinate → source coordinate. */
@@ -156,63 +195,128 @@ interface LegendEntry {
   readonly detail: string;
 }
 
-interface LegendLayout {
-  readonly scale: number;
+export interface PlacedEntry {
+  readonly color: Rgb;
+  readonly x: number;
+  readonly y: number;
+  /** The name's lines; the detail follows the last one. */
+  readonly lines: readonly Label[];
+  readonly detail: Label;
+}
+
+export interface LegendLayout {
+  readonly px: number;
   readonly height: number;
-  /** Per entry: position in the strip and the name as it fits. */
-  readonly placed: ReadonlyArray<LegendEntry & { x: number; y: number }>;
+  readonly placed: readonly PlacedEntry[];
+  /** What the shares measure, under the entries. */
+  readonly note?: { readonly labels: readonly Label[]; readonly y: number };
 }
 
-/** Legend text scale for an image `width` pixels wide: 2× below 800 px, larger beyond. */
-function legendScale(width: number): number {
-  return Math.max(2, Math.round(width / 320));
+/** Legend text size for an image `width` pixels wide: 13 px at 512, never under 12. */
+function legendPx(width: number): number {
+  return Math.max(12, Math.round(width / 40));
 }
 
-/** Flows entries (swatch, name, share) left to right, wrapping to new rows; names are cut to fit a row. */
-function layoutLegend(entries: readonly LegendEntry[], width: number): LegendLayout {
-  const scale = legendScale(width);
-  const padding = 5 * scale;
-  const swatch = capHeight(scale);
-  const swatchGap = 3 * scale;
-  const entryGap = 8 * scale;
-  const rowHeight = lineHeight(scale) + 2 * scale;
+/** Flows entries (swatch, name, share) left to right, wrapping to new rows; a long name wraps onto more lines. */
+async function layoutLegend(
+  entries: readonly LegendEntry[],
+  width: number,
+  note?: string,
+): Promise<LegendLayout> {
+  const px = legendPx(width);
+  const padding = Math.round(px / 2);
+  const swatch = px;
+  const swatchGap = Math.round(px / 3);
+  const entryGap = px;
+  const line = lineHeight(px);
   const usable = width - 2 * padding;
-  const placed: Array<LegendEntry & { x: number; y: number }> = [];
+  const placed: PlacedEntry[] = [];
   let x = padding;
   let y = padding;
+  let rowHeight = line;
   for (const entry of entries) {
-    const roomForName = charsThatFit(usable - swatch - swatchGap, scale) - [...` ${entry.detail}`].length;
-    const name = truncateText(entry.name, Math.max(1, roomForName));
-    const entryWidth = swatch + swatchGap + textWidth(`${name} ${entry.detail}`, scale);
+    // Labels are cut to their ink, so the gap before the share is explicit rather than a space.
+    const detail = await renderLabel(entry.detail, px);
+    const detailWidth = swatchGap + detail.width;
+    const one = await renderLabel(entry.name, px);
+    const lines =
+      swatch + swatchGap + one.width + detailWidth <= usable
+        ? [one]
+        : await wrapLabel(entry.name, usable - swatch - swatchGap - detailWidth, px, 3);
+    const entryWidth = swatch + swatchGap + Math.max(...lines.map((l) => l.width)) + detailWidth;
     if (x > padding && x + entryWidth > width - padding) {
       x = padding;
       y += rowHeight;
+      rowHeight = line;
     }
-    placed.push({ ...entry, name, x, y });
+    placed.push({ color: entry.color, x, y, lines, detail });
+    rowHeight = Math.max(rowHeight, lines.length * line);
     x += entryWidth + entryGap;
   }
-  const rows = placed.length === 0 ? 0 : (y - padding) / rowHeight + 1;
-  return { scale, height: 2 * padding + rows * rowHeight - 2 * scale, placed };
+  let bottom = placed.length === 0 ? padding : y + rowHeight;
+  let placedNote: LegendLayout['note'];
+  if (note) {
+    const labels = await wrapLabel(note, usable, Math.max(11, px - 2), 2);
+    placedNote = { labels, y: bottom };
+    bottom += labels.reduce((h, l) => h + l.height, 0);
+  }
+  return { px, height: bottom + padding, placed, ...(placedNote ? { note: placedNote } : {}) };
+}
+
+/**
+ * The legend under the overlay for an image `width` pixels wide: per LoRA its colour, name and share of the
+ * picture, then the background; shares add up to 100.0%, and a note says how striped (shared) cells count.
+ */
+export async function maskLegend(
+  masks: MaskSet,
+  width: number,
+  colors: readonly Rgb[],
+): Promise<LegendLayout> {
+  const shares = ownershipShares(masks);
+  const percents = percentagesSummingTo100([...shares.loras, shares.background]);
+  const entries: LegendEntry[] = masks.loras.map(({ name }, i) => ({
+    color: colors[i]!,
+    name,
+    detail: percents[i]!,
+  }));
+  entries.push({ color: BACKGROUND_SWATCH, name: 'background', detail: percents[masks.loras.length]! });
+  const note = shares.shared > 0 ? 'Striped: drawn by several LoRAs, split evenly between them.' : undefined;
+  return layoutLegend(entries, width, note);
 }
 
 function drawLegend(image: RgbImage, layout: LegendLayout, top: number): void {
-  const swatch = capHeight(layout.scale);
+  const swatch = layout.px;
+  const line = lineHeight(layout.px);
+  // The swatch sits on the first line's text, a little below the line's top.
+  const swatchTop = Math.round((line - swatch) / 2);
   for (const entry of layout.placed) {
     const y = top + entry.y;
-    fillRect(image, entry.x, y, swatch, swatch, entry.color);
-    strokeRect(image, entry.x, y, swatch, swatch, 1, THEME.frame);
-    const textX = entry.x + swatch + 3 * layout.scale;
-    const nameWidth = drawText(image, entry.name, textX, y, layout.scale, THEME.text);
-    drawText(image, ` ${entry.detail}`, textX + nameWidth, y, layout.scale, THEME.dimText);
+    fillRect(image, entry.x, y + swatchTop, swatch, swatch, entry.color);
+    strokeRect(image, entry.x, y + swatchTop, swatch, swatch, 1, THEME.frame);
+    const textX = entry.x + swatch + Math.round(layout.px / 3);
+    for (const [i, label] of entry.lines.entries()) drawLabel(image, label, textX, y + i * line, THEME.text);
+    const last = entry.lines[entry.lines.length - 1]!;
+    const detailX = textX + last.width + Math.round(layout.px / 3);
+    drawLabel(image, entry.detail, detailX, y + (entry.lines.length - 1) * line, THEME.dimText);
+  }
+  let noteY = top + (layout.note?.y ?? 0);
+  for (const label of layout.note?.labels ?? []) {
+    drawLabel(image, label, Math.round(layout.px / 2), noteY, THEME.dimText);
+    noteY += label.height;
   }
 }
 
 /**
  * Draws the overlay picture: the image with each LoRA's mask (nearest-upscaled) as a translucent fill in its
  * colour and a solid inner outline; where masks overlap, diagonal stripes alternate the owners' colours.
- * Below the image, a legend strip: swatch, LoRA name and share of pixels per LoRA, then the background.
+ * Below the image, a legend strip: swatch, LoRA name and the share of the picture it draws (shared cells split
+ * evenly, so LoRAs and background add up to 100%), then the background.
  */
-export function drawMaskOverlay(image: RgbImage, masks: MaskSet, style: MaskStyle = {}): RgbImage {
+export async function drawMaskOverlay(
+  image: RgbImage,
+  masks: MaskSet,
+  style: MaskStyle = {},
+): Promise<RgbImage> {
   assertRgbImage(image, 'maskOverlay image');
   checkMaskSet(masks);
   const { width, height } = image;
@@ -223,17 +327,7 @@ export function drawMaskOverlay(image: RgbImage, masks: MaskSet, style: MaskStyl
   const outlines = pixels.map((p) => innerOutline(p, width, height, outlineWidth));
   const stripe = Math.max(4, Math.round(width / 64));
 
-  const entries: LegendEntry[] = masks.loras.map(({ name, mask }, i) => ({
-    color: colors[i]!,
-    name,
-    detail: formatPercent(maskCoverage(mask)),
-  }));
-  entries.push({
-    color: BACKGROUND_SWATCH,
-    name: 'background',
-    detail: formatPercent(maskCoverage(backgroundMask(masks))),
-  });
-  const legend = layoutLegend(entries, width);
+  const legend = await maskLegend(masks, width, colors);
 
   const out = createImage(width, height + legend.height, THEME.background);
   blit(out, image, 0, 0);
@@ -271,6 +365,7 @@ export async function maskOverlay(
 ): Promise<EncodedImage> {
   assertRgbImage(image, 'maskOverlay image');
   const maxSide = options.maxSide ?? 512;
+  const minSide = Math.min(options.minSide ?? 256, maxSide);
   const longest = Math.max(image.width, image.height);
   const base =
     longest > maxSide
@@ -279,9 +374,15 @@ export async function maskOverlay(
           Math.max(1, Math.round((image.width * maxSide) / longest)),
           Math.max(1, Math.round((image.height * maxSide) / longest)),
         )
-      : image;
-  const picture = drawMaskOverlay(base, masks, options);
-  return encodeRgbImage(picture, { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, prefer: 'png' });
+      : longest < minSide
+        ? upscaleNearest(image, Math.ceil(minSide / longest))
+        : image;
+  const picture = await drawMaskOverlay(base, masks, options);
+  return encodeRgbImage(picture, {
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
+  });
 }
 
 export interface MaskGridLayout {
@@ -299,7 +400,7 @@ export interface MaskGridLayout {
 }
 
 /** Where everything in the mask grid goes; the thumbnail sits 1 px inside the tile's frame. */
-export function maskGridLayout(masks: MaskSet, options: MaskGridOptions = {}): MaskGridLayout {
+export async function maskGridLayout(masks: MaskSet, options: MaskGridOptions = {}): Promise<MaskGridLayout> {
   checkMaskSet(masks);
   const thumbSize = options.thumbSize ?? 128;
   const cell = Math.max(1, Math.floor(thumbSize / Math.max(masks.rows, masks.cols)));
@@ -315,7 +416,7 @@ export function maskGridLayout(masks: MaskSet, options: MaskGridOptions = {}): M
   }
   const captionTop = thumbHeight + 2 + 6;
   const tileWidth = thumbWidth + 2;
-  const nameLines = nameLinesNeeded(
+  const nameLines = await nameLinesNeeded(
     tiles.map((t) => t.name),
     tileWidth,
     2,
@@ -325,12 +426,15 @@ export function maskGridLayout(masks: MaskSet, options: MaskGridOptions = {}): M
   return { grid, cell, thumbWidth, thumbHeight, captionTop, nameLines, tiles };
 }
 
-/** A compact grid of per-mask thumbnails (claimed cells in the LoRA's colour), each captioned with name and share. */
-export function drawMaskGrid(masks: MaskSet, options: MaskGridOptions = {}): RgbImage {
-  const layout = maskGridLayout(masks, options);
+/**
+ * A compact grid of per-mask thumbnails (claimed cells in the LoRA's colour), each captioned with its name and
+ * how much of the picture its mask covers (masks may overlap, so these need not add up to 100%).
+ */
+export async function drawMaskGrid(masks: MaskSet, options: MaskGridOptions = {}): Promise<RgbImage> {
+  const layout = await maskGridLayout(masks, options);
   const { grid, cell, thumbWidth, thumbHeight } = layout;
   const out = createImage(grid.width, grid.height, THEME.background);
-  layout.tiles.forEach((tile, index) => {
+  for (const [index, tile] of layout.tiles.entries()) {
     const { x, y } = tileOrigin(grid, index);
     strokeRect(out, x, y, thumbWidth + 2, thumbHeight + 2, 1, THEME.frame);
     for (let row = 0; row < masks.rows; row++) {
@@ -339,17 +443,18 @@ export function drawMaskGrid(masks: MaskSet, options: MaskGridOptions = {}): Rgb
         fillRect(out, x + 1 + col * cell, y + 1 + row * cell, cell, cell, color);
       }
     }
-    const share = formatPercent(maskCoverage(tile.mask));
-    const caption = captionLines(tile.name, share, grid.tileWidth, layout.nameLines);
+    const share = `covers ${formatPercent(maskCoverage(tile.mask))}`;
+    const caption = await captionLines(tile.name, share, grid.tileWidth, layout.nameLines);
     drawCentredLines(out, caption, x, y + layout.captionTop, grid.tileWidth);
-  });
+  }
   return out;
 }
 
 /** drawMaskGrid encoded as PNG (within `maxBytes`). */
-export function maskGrid(masks: MaskSet, options: MaskGridOptions = {}): Promise<EncodedImage> {
-  return encodeRgbImage(drawMaskGrid(masks, options), {
+export async function maskGrid(masks: MaskSet, options: MaskGridOptions = {}): Promise<EncodedImage> {
+  return encodeRgbImage(await drawMaskGrid(masks, options), {
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     prefer: 'png',
+    ...(options.text ? { text: options.text } : {}),
   });
 }

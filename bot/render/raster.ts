@@ -88,3 +88,23 @@ export function hexColor(hex: string): Rgb {
   if (!match) throw new Error(`not a #rrggbb colour: '${hex}'`);
   return [Number.parseInt(match[1]!, 16), Number.parseInt(match[2]!, 16), Number.parseInt(match[3]!, 16)];
 }
+
+/** The image enlarged `factor` times, each pixel a factor × factor block (crisp, no new colours). */
+export function upscaleNearest(image: RgbImage, factor: number): RgbImage {
+  if (!Number.isInteger(factor) || factor < 1)
+    throw new RangeError(`upscale factor must be a whole number ≥ 1, got ${factor}`);
+  const width = image.width * factor;
+  const out = {
+    width,
+    height: image.height * factor,
+    data: new Uint8Array(width * image.height * factor * 3),
+  };
+  for (let y = 0; y < out.height; y++) {
+    const from = Math.floor(y / factor) * image.width;
+    for (let x = 0; x < width; x++) {
+      const s = (from + Math.floor(x / factor)) * 3;
+      out.data.set(image.data.subarray(s, s + 3), (y * width + x) * 3);
+    }
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 // Layout shared by the picture sheets (mask grid, attention maps): a dark theme and a grid of labelled tiles.
-import { charsThatFit, drawText, lineHeight, textWidth, wrapText } from './font.ts';
 import { hexColor, type Rgb, type RgbImage } from './raster.ts';
+import { drawLabel, fitLabel, type Label, lineHeight, wrapLabel } from './text.ts';
 
 /** Dark theme, close to Discord's and Slack's dark mode so sheets sit quietly in a chat. */
 export const THEME = {
@@ -11,10 +11,12 @@ export const THEME = {
   frame: hexColor('#5c5f66'),
 } as const;
 
-/** Text scale of sheet labels: 5×7 glyphs drawn at 2× read well in a chat client. */
-export const LABEL_SCALE = 2;
+/** Size of sheet labels in pixels: reads well in a chat client at 1:1. */
+export const LABEL_PX = 13;
 /** Vertical space between label lines, in pixels. */
-export const LINE_GAP = 3;
+export const LINE_GAP = 1;
+/** Space kept free on each side of a centred caption. */
+const CAPTION_INSET = 2;
 
 export interface TileGrid {
   readonly count: number;
@@ -64,44 +66,53 @@ export function tileOrigin(grid: TileGrid, index: number): { x: number; y: numbe
   };
 }
 
-/** Height of `lines` label lines at LABEL_SCALE. */
+/** Height of `lines` label lines at LABEL_PX. */
 export function labelBlockHeight(lines: number): number {
-  return lines <= 0 ? 0 : lines * lineHeight(LABEL_SCALE) + (lines - 1) * LINE_GAP;
+  return lines <= 0 ? 0 : lines * lineHeight(LABEL_PX) + (lines - 1) * LINE_GAP;
 }
 
 export interface LabelLine {
-  readonly text: string;
+  readonly label: Label;
   readonly color: Rgb;
 }
 
-/** Draws lines centred in a column of `width` pixels starting at (x, y); text is cut to fit. */
+/** Draws rendered lines centred in a column of `width` pixels starting at (x, y). */
 export function drawCentredLines(
   image: RgbImage,
   lines: readonly LabelLine[],
   x: number,
   y: number,
   width: number,
-) {
-  const maxChars = charsThatFit(width, LABEL_SCALE);
-  lines.forEach((line, i) => {
-    const text = wrapText(line.text, maxChars, 1)[0] ?? '';
-    const left = x + Math.floor((width - textWidth(text, LABEL_SCALE)) / 2);
-    drawText(image, text, left, y + i * (lineHeight(LABEL_SCALE) + LINE_GAP), LABEL_SCALE, line.color);
+): void {
+  lines.forEach(({ label, color }, i) => {
+    const left = x + Math.max(0, Math.floor((width - label.width) / 2));
+    drawLabel(image, label, left, y + i * (lineHeight(LABEL_PX) + LINE_GAP), color);
   });
 }
 
 /** Name lines the longest caption needs (1 or more, at most `maxLines`), so tiles reserve no empty rows. */
-export function nameLinesNeeded(names: readonly string[], width: number, maxLines: number): number {
-  const maxChars = charsThatFit(width, LABEL_SCALE);
-  return Math.max(1, ...names.map((name) => wrapText(name, maxChars, maxLines).length));
+export async function nameLinesNeeded(
+  names: readonly string[],
+  width: number,
+  maxLines: number,
+): Promise<number> {
+  const counts = await Promise.all(
+    names.map(async (name) => (await wrapLabel(name, width - 2 * CAPTION_INSET, LABEL_PX, maxLines)).length),
+  );
+  return Math.max(1, ...counts);
 }
 
 /** A tile caption: the name wrapped onto at most `nameLines` lines, then a detail line in the dim colour. */
-export function captionLines(name: string, detail: string, width: number, nameLines: number): LabelLine[] {
-  const maxChars = charsThatFit(width, LABEL_SCALE);
-  const wrapped = wrapText(name, maxChars, nameLines);
-  const lines: LabelLine[] = wrapped.map((text) => ({ text, color: THEME.text }));
-  lines.push({ text: detail, color: THEME.dimText });
+export async function captionLines(
+  name: string,
+  detail: string,
+  width: number,
+  nameLines: number,
+): Promise<LabelLine[]> {
+  const room = width - 2 * CAPTION_INSET;
+  const wrapped = await wrapLabel(name, room, LABEL_PX, nameLines);
+  const lines: LabelLine[] = wrapped.map((label) => ({ label, color: THEME.text }));
+  lines.push({ label: await fitLabel(detail, room, LABEL_PX), color: THEME.dimText });
   return lines;
 }
 

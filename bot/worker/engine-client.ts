@@ -79,7 +79,13 @@ export class EngineThread {
 
   compose(
     spec: CompositionSpec,
-    opts: { signal?: AbortSignal; onProgress?: (p: ThreadProgress) => void; maxBytes?: number } = {},
+    opts: {
+      signal?: AbortSignal;
+      onProgress?: (p: ThreadProgress) => void;
+      maxBytes?: number;
+      /** the /compose command the pictures carry in their recipe */
+      command?: string;
+    } = {},
   ): Promise<ComposeOutcome> {
     return this.readyPromise.then(
       () =>
@@ -89,7 +95,13 @@ export class EngineThread {
           const cancel = () => this.send({ type: 'cancel', id });
           if (opts.signal?.aborted) cancel();
           opts.signal?.addEventListener('abort', cancel, { once: true });
-          this.send({ type: 'compose', id, spec, maxBytes: opts.maxBytes ?? 10 * 1024 * 1024 });
+          this.send({
+            type: 'compose',
+            id,
+            spec,
+            maxBytes: opts.maxBytes ?? 10 * 1024 * 1024,
+            ...(opts.command ? { command: opts.command } : {}),
+          });
         }),
     );
   }

@@ -7,9 +7,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, type EngineOptions } from '../../engine/clora/engine.ts';
 import { CancelledError, type Progress } from '../../engine/clora/pipeline.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
-import { renderComposition } from '../render/composition.ts';
-import { latentPreview } from '../render/index.ts';
+import { maskSet, renderComposition } from '../render/composition.ts';
+import { latentPreview, ownershipShares } from '../render/index.ts';
 import { classifyError, type ThreadProgress, type ThreadReply, type ThreadRequest } from './messages.ts';
+import { compositionRecipe } from './recipe.ts';
 import { threadData } from './ts-thread.ts';
 
 const port = parentPort;
@@ -18,7 +19,7 @@ if (!port) throw new Error('engine-thread.ts runs as a worker thread');
 const options = threadData<EngineOptions & { previewEveryMs?: number }>(workerData);
 const controllers = new Map<number, AbortController>();
 
-async function compose(id: number, spec: CompositionSpec, maxBytes: number): Promise<void> {
+async function compose(id: number, spec: CompositionSpec, maxBytes: number, command?: string): Promise<void> {
   const controller = new AbortController();
   controllers.set(id, controller);
   let lastPreview = 0;
@@ -61,13 +62,18 @@ async function compose(id: number, spec: CompositionSpec, maxBytes: number): Pro
           .catch(() => {});
       },
     });
-    const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes });
-    const masks = result.masks;
-    const total = masks[0]?.length ?? 0;
-    const names = ['background', ...result.spec.subjects.map((s) => `${s.word}: ${s.lora.name}`)];
-    const maskShares = masks.length
-      ? masks.map((m, i) => ({ name: names[i] ?? `LoRA ${i}`, share: m.reduce((a, b) => a + b, 0) / total }))
-      : undefined;
+    const recipe = command === undefined ? undefined : await compositionRecipe(engine, result.spec, command);
+    const pictures = await renderComposition(result, { masks: true, maps: true, maxBytes, recipe });
+    // The same shares as the overlay's legend: overlapping cells split between their LoRAs, adding up to 1.
+    const masks = maskSet(result);
+    const shares = masks && ownershipShares(masks);
+    const maskShares =
+      masks && shares
+        ? [
+            ...masks.loras.map((l, i) => ({ name: l.name, share: shares.loras[i]! })),
+            { name: 'background', share: shares.background },
+          ]
+        : undefined;
     const losses = result.losses;
     post({
       type: 'done',
@@ -82,7 +88,7 @@ async function compose(id: number, spec: CompositionSpec, maxBytes: number): Pro
         loss: losses.length
           ? { first: losses[0].loss, last: losses[losses.length - 1].loss, updates: losses.length }
           : undefined,
-        maskShares: maskShares ? [...maskShares.slice(1), maskShares[0]] : undefined,
+        maskShares,
       },
       pictures: Object.fromEntries(
         Object.entries(pictures).map(([k, v]) => [k, { bytes: new Uint8Array(v.bytes), mime: v.mime }]),
@@ -111,7 +117,7 @@ loading.then(
 );
 
 port.on('message', (message: ThreadRequest) => {
-  if (message.type === 'compose') void compose(message.id, message.spec, message.maxBytes);
+  if (message.type === 'compose') void compose(message.id, message.spec, message.maxBytes, message.command);
   else if (message.type === 'cancel') controllers.get(message.id)?.abort();
   else if (message.type === 'close') {
     void loading.then((e) => e.close()).finally(() => process.exit(0));

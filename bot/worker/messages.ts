@@ -8,7 +8,7 @@ import type { CompositionSpec } from '../../engine/clora/spec.ts';
 export type ErrorKind = 'user' | 'internal' | 'cancelled';
 
 export type ThreadRequest =
-  | { type: 'compose'; id: number; spec: CompositionSpec; maxBytes: number }
+  | { type: 'compose'; id: number; spec: CompositionSpec; maxBytes: number; command?: string }
   | { type: 'cancel'; id: number }
   | { type: 'close' };
 

@@ -8,6 +8,7 @@ import {
   type ComposeJobProgress,
   type ComposeJobValue,
 } from '../../commands/jobs.ts';
+import { recipeCommand } from '../../commands/remix.ts';
 import type { LoraLibrary } from '../library/index.ts';
 import { type JobProcessor, UserError } from '../queue/index.ts';
 import { EngineJobError, type EngineThread } from './engine-client.ts';
@@ -49,6 +50,7 @@ export function composeProcessor(
       const outcome = await engine.compose(spec, {
         signal: job.signal,
         maxBytes: options.maxBytes,
+        command: recipeCommand(request),
         onProgress: (p) => void job.progress(p),
       });
       const blobs: Record<string, Uint8Array> = {};

@@ -191,9 +191,10 @@ describe('Discord adapter against a stand-in of Discord', { timeout: 4 * MIN }, 
     const option = (n: string) => compose.options.find((o: { name: string }) => o.name === n);
     assert.deepEqual(
       compose.options.map((o: { name: string }) => o.name),
-      ['prompt', 'seed', 'steps', 'size', 'cfg', 'negative', 'sampler', 'method', 'masks'],
+      ['prompt', 'seed', 'steps', 'size', 'cfg', 'negative', 'sampler', 'method', 'masks', 'remix'],
     );
-    assert.equal(option('prompt').required, true);
+    assert.notEqual(option('prompt').required, true, 'a prompt, or a picture to remix');
+    assert.equal(option('remix').type, 11, '/compose remix: takes an attachment');
     assert.equal(option('prompt').autocomplete, true);
     assert.equal(option('seed').type, 4);
     assert.equal(option('steps').max_value, 150);
@@ -321,6 +322,43 @@ describe('Discord adapter against a stand-in of Discord', { timeout: 4 * MIN }, 
       'the upload is stored',
     );
     clora = { interaction: i, result };
+  });
+
+  it('/compose remix: gives back the command the posted PNG carries; refuses foreign files and no prompt', async () => {
+    const image = file(clora.result, 'image-');
+    const { comments } = await sharp(image.bytes).metadata();
+    assert.match(comments?.find((c) => c.keyword === 'parameters')?.text ?? '', /Seed: 7, Size: 128x128/);
+    const posted = standIn.addAttachment(image.name, image.bytes, 'image/png');
+    const i = track(standIn.command(alice, 'compose', { remix: posted }));
+    const deferral = await callback(i);
+    assert.equal(deferral.body.type, 5);
+    assert.equal(deferral.body.data.flags & 64, 64, 'only the user sees the remix');
+    const edit = await standIn.waitForCall(isOriginalEdit(i), 20_000);
+    const embed = edit.body.embeds[0];
+    assert.equal(embed.title, 'Remix this picture');
+    assert.match(
+      embed.description,
+      /```\n\/compose cat:<tabby> penguin:<plush> in a house --seed 7 --steps 4 --size 128x128 --cfg 7\.5 --sampler ddim --method clora\n```/,
+    );
+    assert.ok(
+      standIn.callsFor(i).every((c) => !/"(cancel|rerun):/.test(JSON.stringify(c.body ?? {}))),
+      'nothing ran',
+    );
+
+    const foreign = standIn.addAttachment(
+      'other.png',
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+        .png()
+        .toBuffer(),
+      'image/png',
+    );
+    const f = track(standIn.command(alice, 'compose', { remix: foreign }));
+    await callback(f);
+    const refused = await standIn.waitForCall(isOriginalEdit(f), 20_000);
+    assert.match(refused.body.content, /carries no recipe/);
+
+    const empty = track(standIn.command(alice, 'compose', {}));
+    assert.match((await callback(empty)).body.data.content, /needs a prompt/);
   });
 
   let merge: { interaction: SentInteraction; result: RecordedCall; png: Buffer };

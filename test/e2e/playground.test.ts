@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { type App, startApp } from '../../bot/app.ts';
 import { createLogger } from '../../bot/log.ts';
 import {
@@ -20,6 +21,7 @@ import {
   startPlayground,
 } from '../../bot/playground/index.ts';
 import type { WireReply } from '../../bot/playground/wire.ts';
+import { readRecipe } from '../../bot/render/recipe.ts';
 import { DEMO_LORAS, writeDemo } from '../../bot/tools/demo-model.ts';
 import { loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
@@ -425,6 +427,41 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       assert.ok(picture.bytes.length > 100);
     });
 
+    it('writes the recipe into the PNG and reads the command back from a posted picture', async () => {
+      const png = await bytesAt(base, `/api/jobs/${first.jobId}/blob/image`);
+      const { comments } = await sharp(png.bytes).metadata();
+      const parameters = comments?.find((c) => c.keyword === 'parameters')?.text ?? '';
+      assert.match(parameters, /^a cat and a penguin in a house <lora:tabby:1> <lora:plush:1>\n/);
+      assert.match(parameters, /Steps: 3, Sampler: DDIM, CFG scale: 7\.5, Seed: \d+, Size: 128x128, /);
+      assert.match(
+        parameters,
+        /Lora hashes: "tabby: [0-9a-f]{10}, plush: [0-9a-f]{10}", Version: clora-bot /,
+      );
+      const recipe = readRecipe(png.bytes);
+      assert.equal(recipe.kind, 'recipe');
+      const command = recipe.kind === 'recipe' ? recipe.recipe.command : '';
+      assert.match(
+        command,
+        /^\/compose cat:<tabby> penguin:<plush> in a house --seed \d+ --steps 3 --size 128x128 /,
+      );
+
+      const remix = await post(base, '/api/remix', { image: png.bytes.toString('base64'), tab: stream.tab });
+      assert.equal(remix.jobId, undefined, 'remix runs nothing');
+      assert.equal(remix.prefill, command.replace('/compose ', ''));
+      const again = await post(base, '/api/command', { text: remix.prefill!, tab: stream.tab });
+      assert.ok(again.jobId);
+      const final = await stream.final(again.jobId);
+      const same = await bytesAt(base, imageOf(final)!.url);
+      assert.ok(same.bytes.equals(png.bytes), 'the remixed command makes the same picture, recipe and all');
+
+      const foreign = await post(base, '/api/remix', {
+        image: Buffer.from('GIF89a').toString('base64'),
+        tab: stream.tab,
+      });
+      assert.equal(foreign.prefill, undefined);
+      assert.match(foreign.reply.kind === 'message' ? (foreign.reply.text ?? '') : '', /not a PNG/);
+    });
+
     it('reruns into identical bytes, draws another seed and compares with merging', async () => {
       const rerun = await post(base, '/api/action', { id: `rerun:${first.jobId}`, tab: stream.tab });
       assert.ok(rerun.jobId && rerun.jobId !== first.jobId);
@@ -643,6 +680,31 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       assert.equal(await text(message.locator('.card-title')), 'a cat and a penguin in a house');
       assert.equal(await message.locator('.progress').count(), 0, 'the progress line stays after the image');
       assert.equal(await jobMessages(page).count(), 1, 'one message per job');
+    });
+
+    it('gives back the command of a picture dropped onto the page', async (t) => {
+      if (skipWithoutBrowser(t, browser)) return;
+      const src = await jobMessages(page).first().locator('.card img[data-kind="image"]').getAttribute('src');
+      const png = await bytesAt(base, src!);
+      const recipe = readRecipe(png.bytes);
+      assert.equal(recipe.kind, 'recipe');
+      const drop = await page.evaluateHandle(
+        ({ base64, name }) => {
+          // Runs in the page, where DataTransfer exists (the test's types have no DOM).
+          const page = globalThis as unknown as { DataTransfer: new () => { items: { add(f: File): void } } };
+          const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+          const transfer = new page.DataTransfer();
+          transfer.items.add(new File([bytes], name, { type: 'image/png' }));
+          return transfer;
+        },
+        { base64: png.bytes.toString('base64'), name: 'cat.png' },
+      );
+      await page.dispatchEvent('#log', 'drop', { dataTransfer: drop });
+      await page.locator('.msg.user .bubble', { hasText: 'Remix cat.png' }).waitFor();
+      await page.locator('.msg', { hasText: 'Remix this picture' }).waitFor();
+      const expected = recipe.kind === 'recipe' ? recipe.recipe.command.replace('/compose ', '') : '';
+      assert.equal(await page.locator('#input').inputValue(), expected);
+      await page.locator('#input').fill('');
     });
 
     it('shows the masks, then hides them again', async (t) => {

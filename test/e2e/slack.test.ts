@@ -574,6 +574,32 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
     assert.ok(again.files[0].bytes?.equals(picture.files[0].bytes!));
     const status = standIn.messages.slice(from).find((m) => m.files.length === 0 && !m.ephemeralTo);
     await standIn.waitFor('the rerun’s final status', () => status && /Done in/.test(status.text));
+
+    // The "Remix with clora" message shortcut on the posted picture gives its command back, privately.
+    const { comments } = await sharp(picture.files[0].bytes!).metadata();
+    assert.match(comments?.find((c) => c.keyword === 'parameters')?.text ?? '', /Seed: 5, Size: 256x256/);
+    from = standIn.messages.length;
+    const downloads = standIn.downloads.length;
+    const remix = await standIn.envelope('interactive', standIn.messageShortcut(picture, 'remix', CAROL));
+    assert.ok(remix.ms < 3000);
+    const answer = textOf(await nextEphemeral(from, CAROL, 'the remix'));
+    assert.match(
+      answer,
+      /\/compose cat:<tabby> penguin:<plush> in a house --seed 5 --steps 2 --size 256x256 --cfg 7\.5 --sampler ddim --method merge/,
+    );
+    assert.deepEqual(
+      standIn.downloads.slice(downloads).map((d) => d.token),
+      [BOT_TOKEN],
+    );
+    assert.equal(standIn.messages.slice(from).filter((m) => m.files.length > 0).length, 0, 'nothing ran');
+
+    from = standIn.messages.length;
+    const plain = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer();
+    const foreign = standIn.userMessageWithFile(CHANNEL, CAROL, 'holiday.png', plain);
+    await standIn.envelope('interactive', standIn.messageShortcut(foreign, 'remix', CAROL));
+    assert.match(textOf(await nextEphemeral(from, CAROL, 'the refusal')), /carries no recipe/);
   });
 
   test('the channel was never written to faster than Slack allows', () => {

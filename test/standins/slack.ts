@@ -290,6 +290,66 @@ export class SlackStandIn {
     return payload;
   }
 
+  /**
+   * A message shortcut (type message_action) that `user` runs on `message` from its "More actions" menu,
+   * as Slack sends it: the message with its files (each with url_private for the bot token to download).
+   */
+  messageShortcut(message: StoredMessage, callbackId: string, user: string): Record<string, unknown> {
+    return {
+      type: 'message_action',
+      token: VERIFICATION_TOKEN,
+      action_ts: this.nextTs(),
+      team: { id: this.teamId, domain: TEAM_DOMAIN },
+      user: { id: user, username: user.toLowerCase(), name: user.toLowerCase(), team_id: this.teamId },
+      channel: { id: message.channel, name: message.channel.toLowerCase() },
+      is_enterprise_install: false,
+      enterprise: null,
+      callback_id: callbackId,
+      trigger_id: this.newTrigger(user),
+      response_url: this.newResponseUrl({ channel: message.channel, user, source: message }),
+      message_ts: message.ts,
+      message: {
+        type: 'message',
+        user: BOT_USER,
+        bot_id: BOT_ID,
+        ts: message.ts,
+        text: message.text,
+        ...(message.files.length ? { files: message.files.map((f) => this.fileObject(f)) } : {}),
+      },
+    };
+  }
+
+  /** A user's message with an uploaded file in a channel, as a message shortcut can then be run on. */
+  userMessageWithFile(channel: string, user: string, name: string, bytes: Buffer): StoredMessage {
+    const shared = this.userFile(name, bytes, user);
+    const file: StoredFile = {
+      id: String(shared.id),
+      filename: name,
+      length: bytes.length,
+      bytes,
+      mimetype: sniffMime(bytes),
+    };
+    this.files.set(file.id, file);
+    const ts = this.nextTs();
+    const message: StoredMessage = { channel, ts, text: '', blocks: [], files: [file], versions: [] };
+    this.messages.push(message);
+    return message;
+  }
+
+  private fileObject(f: StoredFile): Record<string, unknown> {
+    return {
+      id: f.id,
+      name: f.filename,
+      title: f.title ?? f.filename,
+      mimetype: f.mimetype,
+      filetype: f.filename.split('.').pop() ?? '',
+      size: f.length,
+      url_private: `${this.url}/files-pri/${this.teamId}-${f.id}/${f.filename}`,
+      url_private_download: `${this.url}/files-pri/${this.teamId}-${f.id}/download/${f.filename}`,
+      permalink: `https://${TEAM_DOMAIN}.slack.com/files/${BOT_USER}/${f.id}/${f.filename}`,
+    };
+  }
+
   /** A view_submission of an opened modal with these input values (block id → action id → value). */
   viewSubmission(
     opened: OpenedView,
@@ -429,7 +489,10 @@ export class SlackStandIn {
       const id = url.pathname.slice(`/files-pri/${this.teamId}-`.length).split('/')[0];
       const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
       this.downloads.push({ id, token });
-      const file = this.userFiles.get(id);
+      // Users' uploads and the bot's own are both visible to the bot token.
+      const own = this.files.get(id);
+      const file =
+        this.userFiles.get(id) ?? (own?.bytes ? { name: own.filename, bytes: own.bytes } : undefined);
       // Slack answers a request without the right token with its login page, not the file.
       if (!file || token !== this.options.botToken) {
         res.writeHead(302, {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { charsThatFit, textWidth, wrapText } from '../../bot/render/font.ts';
+import { promptNotes } from '../../bot/render/composition.ts';
 import {
   attentionMapsSheet,
   attentionSheetLayout,
@@ -22,7 +22,10 @@ import {
   maskCoverage,
   maskGrid,
   maskGridLayout,
+  maskLegend,
   maskOverlay,
+  ownershipShares,
+  percentagesSummingTo100,
   type Rgb,
   type RgbImage,
   SD15_LATENT_RGB,
@@ -30,6 +33,8 @@ import {
   vaeValueToByte,
   viridis,
 } from '../../bot/render/index.ts';
+import { fitLabel, LABEL_FONTS, renderLabel, wrapLabel } from '../../bot/render/text.ts';
+import type { CompositionResult } from '../../engine/clora/engine.ts';
 
 interface Decoded {
   width: number;
@@ -323,7 +328,7 @@ describe('maskOverlay', () => {
 describe('maskGrid', () => {
   it('has the layout size, one tile per mask plus background, cells in the LoRA colour', async () => {
     const masks = exampleMasks();
-    const layout = maskGridLayout(masks);
+    const layout = await maskGridLayout(masks);
     const img = await decode((await maskGrid(masks)).bytes);
     assert.deepEqual([img.width, img.height], [layout.grid.width, layout.grid.height]);
     assert.equal(layout.tiles.length, 3);
@@ -368,7 +373,7 @@ describe('maskGrid', () => {
       mask: new Uint8Array(R * R).fill(i % 2),
     }));
     const masks: MaskSet = { rows: R, cols: R, loras };
-    const layout = maskGridLayout(masks);
+    const layout = await maskGridLayout(masks);
     assert.deepEqual([layout.grid.columns, layout.grid.rows], [3, 2]); // 6 tiles with the background
     const img = await decode((await maskGrid(masks)).bytes);
     assert.deepEqual([img.width, img.height], [layout.grid.width, layout.grid.height]);
@@ -397,7 +402,7 @@ describe('attentionMapsSheet', () => {
         { label: 'sks (P1)', values: new Float32Array(r * r).fill(0.2) },
       ],
     };
-    const layout = attentionSheetLayout(set);
+    const layout = await attentionSheetLayout(set);
     const img = await decode((await attentionMapsSheet(set)).bytes);
     assert.deepEqual([img.width, img.height], [layout.width, layout.height]);
     const low: Rgb = [0x44, 0x01, 0x54];
@@ -434,7 +439,7 @@ describe('attentionMapsSheet', () => {
         { label: 'b', values: weak },
       ],
     };
-    const layout = attentionSheetLayout(set, { normalize: 'shared' });
+    const layout = await attentionSheetLayout(set, { normalize: 'shared' });
     const img = await decode((await attentionMapsSheet(set, { normalize: 'shared' })).bytes);
     const x = layout.grid.margin + layout.grid.tileWidth + layout.grid.gap + 1 + 10 * layout.cell + 4;
     const got = pixel(img, x, layout.grid.margin + 5);
@@ -445,7 +450,7 @@ describe('attentionMapsSheet', () => {
 
   it('labels every tile', async () => {
     const set = { rows: r, cols: r, maps: [{ label: 'penguin (P2)', values: peakMap(3, 4) }] };
-    const layout = attentionSheetLayout(set);
+    const layout = await attentionSheetLayout(set);
     const img = await decode((await attentionMapsSheet(set)).bytes);
     const background = pixel(img, 0, 0);
     let ink = 0;
@@ -531,13 +536,106 @@ describe('render determinism', () => {
   });
 });
 
-describe('bitmap font', () => {
-  it('measures and wraps text', () => {
-    assert.equal(textWidth('ab', 2), (2 * 6 - 1) * 2);
-    assert.equal(charsThatFit(textWidth('abcdefghij', 2), 2), 10);
-    assert.deepEqual(wrapText('plush-penguin-v2', 11, 2), ['plush-', 'penguin-v2']);
-    assert.deepEqual(wrapText('penguin (P2)', 11, 2), ['penguin', '(P2)']);
-    assert.deepEqual(wrapText('abcdefghijklmnopqrstuvwxyz', 10, 2), ['abcdefghij', 'klmnopqrs…']);
-    assert.deepEqual(wrapText('short', 10, 2), ['short']);
+describe('labels', () => {
+  const ink = (label: { coverage: Uint8Array }) => label.coverage.reduce((n, v) => n + (v > 127 ? 1 : 0), 0);
+
+  it('draw names in any script and emoji as typed, from the fonts the npm packages ship', async () => {
+    for (const { file } of LABEL_FONTS) assert.match(file, /node_modules[\\/]@expo-google-fonts[\\/]/);
+    const question = await renderLabel('?', 13);
+    // 猫 and 🐧 are in no font this host has (Debian's DejaVu lacks them): ink proves the shipped fonts draw them.
+    for (const text of ['猫', '🐧', 'é']) {
+      const label = await renderLabel(text, 13);
+      assert.ok(ink(label) > 8, `'${text}' has ink`);
+      assert.ok(
+        !Buffer.from(label.coverage).equals(Buffer.from(question.coverage)),
+        `'${text}' is not drawn as '?'`,
+      );
+    }
+    const cafe = await renderLabel('café', 13);
+    assert.ok(!Buffer.from(cafe.coverage).equals(Buffer.from((await renderLabel('caf?', 13)).coverage)));
+    assert.equal(cafe.height, (await renderLabel('猫 🐧', 13)).height, 'every line has the same height');
+    assert.ok((await renderLabel('<b>&', 13)).width > 0, 'markup characters are text');
+  });
+
+  it('wraps at spaces, breaks long words, and cuts what is left with …', async () => {
+    const lines = await wrapLabel('plush penguin wearing a long woollen scarf', 90, 13, 2);
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0]!.text, 'plush penguin');
+    assert.ok(lines.every((l) => l.width <= 90));
+    assert.match(lines[1]!.text, /…$/);
+    const word = await wrapLabel('abcdefghijklmnopqrstuvwxyz', 60, 13, 3);
+    assert.ok(word.length >= 2 && word.every((l) => l.width <= 60));
+    assert.equal((await fitLabel('short', 200, 13)).text, 'short');
+  });
+});
+
+describe('mask legend', () => {
+  it('gives shares of the picture that add up to 100%: shared cells split between their LoRAs', () => {
+    const shares = ownershipShares(exampleMasks());
+    // 12 and 16 cells with 2 shared: 10 + 2/2, 14 + 2/2, and 64 − 26 unclaimed.
+    assert.deepEqual(shares, { loras: [11 / 64, 15 / 64], background: 38 / 64, shared: 2 / 64 });
+    assert.deepEqual(percentagesSummingTo100([...shares.loras, shares.background]), [
+      '17.2%',
+      '23.4%',
+      '59.4%',
+    ]);
+    assert.deepEqual(percentagesSummingTo100([1 / 3, 1 / 3, 1 / 3]), ['33.4%', '33.3%', '33.3%']);
+    assert.deepEqual(percentagesSummingTo100([0.00001, 0.99999]), ['<0.1%', '100.0%']);
+  });
+
+  it('keeps whole names at 128 px, wrapping them, and says how striped cells count', async () => {
+    const masks: MaskSet = {
+      ...exampleMasks(),
+      loras: exampleMasks().loras.map((l, i) => ({
+        ...l,
+        name: ['cat: tabby-the-great-cat', '猫: 🐧 plush'][i]!,
+      })),
+    };
+    const out = await maskOverlay(uniformImage(128, 128, GREY), masks);
+    const img = await decode(out.bytes);
+    assert.equal(img.width, 256, 'a 128 px image is enlarged so the legend has room');
+    assert.deepEqual(
+      pixel(img, 2 * 32 + 8, 2 * 50),
+      blended(GREY, LORA_PALETTE[0]!, DEFAULT_OVERLAY_OPACITY).map(Math.round),
+    );
+    const legend = await maskLegend(masks, 256, [LORA_PALETTE[0]!, LORA_PALETTE[1]!]);
+    const texts = legend.placed.map((e) => `${e.lines.map((l) => l.text).join(' ')} ${e.detail.text}`);
+    assert.deepEqual(texts, ['cat: tabby-the-great-cat 17.2%', '猫: 🐧 plush 23.4%', 'background 59.4%']);
+    assert.ok(
+      legend.placed.every(
+        (e) => e.x + 12 + 4 + Math.max(...e.lines.map((l) => l.width)) + 4 + e.detail.width <= 256,
+      ),
+    );
+    assert.equal(
+      legend.note?.labels.map((l) => l.text).join(' '),
+      'Striped: drawn by several LoRAs, split evenly between them.',
+    );
+    assert.ok(img.height >= 256 + legend.height);
+  });
+});
+
+describe('attention maps sheet notes', () => {
+  it("explains P0, P1 … with each branch's prompt", async () => {
+    const result = {
+      prompts: ['a cat in a house', 'a tabby cat in a house'],
+      spec: { subjects: [{ word: 'cat', lora: { name: 'tabby', path: '/t' } }] },
+    } as unknown as CompositionResult;
+    const notes = promptNotes(result);
+    assert.deepEqual(notes, [
+      'P0 = the base prompt: "a cat in a house"',
+      'P1 = cat with tabby: "a tabby cat in a house"',
+    ]);
+    const set = {
+      rows: 4,
+      cols: 4,
+      maps: [{ label: 'cat (P1)', values: new Float32Array(16).fill(1) }],
+      notes,
+    };
+    const layout = await attentionSheetLayout(set);
+    assert.deepEqual(layout.notes.lines.map((l) => l.text).join(' '), notes.join(' '));
+    const plain = await attentionSheetLayout({ ...set, notes: [] });
+    assert.ok(layout.height > plain.height, 'the notes get their own lines');
+    const img = await decode((await attentionMapsSheet(set)).bytes);
+    assert.equal(img.height, layout.height);
   });
 });

@@ -1,19 +1,31 @@
 // /compose prompt:<text> and typed options. Each option becomes the `--flag` the /compose
 // language reads, so the command shown under the picture is one the user could type anywhere.
+// /compose remix:<picture> gives back the command a picture from the bot carries, to edit.
 
-import { type ChatInputCommandInteraction, InteractionContextType, SlashCommandBuilder } from 'discord.js';
+import {
+  type Attachment,
+  type ChatInputCommandInteraction,
+  InteractionContextType,
+  MessageFlags,
+  SlashCommandBuilder,
+} from 'discord.js';
 import { COMPOSITION_METHODS, DEFAULT_COMPOSE_LIMITS, SAMPLERS } from '../../../commands/compose/index.ts';
 import { quoteText } from '../../../commands/compose/options.ts';
+import { MAX_REMIX_BYTES } from '../../../commands/remix.ts';
+import { userErrorReply } from '../../../commands/reply.ts';
+import { downloadCapped } from '../../library/download.ts';
 import { promptChoices, sizeChoices } from '../autocomplete.ts';
+import type { DiscordDeps } from '../context.ts';
 import { chatContext } from '../context.ts';
-import { respond, withinAckWindow } from '../respond.ts';
+import { describeError } from '../errors.ts';
+import { respond, send, withinAckWindow } from '../respond.ts';
 import type { SlashCommand } from './types.ts';
 
 const L = DEFAULT_COMPOSE_LIMITS;
 
 /** The /compose text for the options the user filled in. */
 export function composeText(options: ChatInputCommandInteraction['options']): string {
-  const parts = [options.getString('prompt', true).trim()];
+  const parts = [(options.getString('prompt') ?? '').trim()];
   const seed = options.getInteger('seed');
   const steps = options.getInteger('steps');
   const size = options.getString('size');
@@ -44,7 +56,6 @@ export const compose: SlashCommand = {
         o
           .setName('prompt')
           .setDescription('Bind subjects to LoRAs, e.g. cat:<tabby> penguin:<plush> in a house')
-          .setRequired(true)
           .setAutocomplete(true)
           .setMaxLength(L.maxPromptLength),
       )
@@ -94,9 +105,27 @@ export const compose: SlashCommand = {
           .setDescription('clora keeps LoRAs apart; merge sums them; composite averages; none: base model')
           .addChoices(...COMPOSITION_METHODS.map((m) => ({ name: m, value: m }))),
       )
-      .addBooleanOption((o) => o.setName('masks').setDescription('Also send which LoRA drew which pixels')),
+      .addBooleanOption((o) => o.setName('masks').setDescription('Also send which LoRA drew which pixels'))
+      .addAttachmentOption((o) =>
+        o
+          .setName('remix')
+          .setDescription('A PNG the bot made: get its command back to edit (instead of a prompt)'),
+      ),
 
   async execute(interaction, deps) {
+    const picture = interaction.options.getAttachment('remix');
+    if (picture) return remix(interaction, picture, deps);
+    if (!interaction.options.getString('prompt')?.trim()) {
+      await send(
+        interaction,
+        userErrorReply(
+          '/compose needs a prompt, e.g. cat:<tabby> penguin:<plush> in a house.',
+          'Or attach a picture the bot made as remix: to get its command back.',
+        ),
+        deps,
+      );
+      return;
+    }
     const outcome = await withinAckWindow(
       interaction,
       deps.app.commands.compose(composeText(interaction.options), chatContext(interaction, deps)),
@@ -113,3 +142,33 @@ export const compose: SlashCommand = {
     await interaction.respond(choices);
   },
 };
+
+/** The command a picture carries, read after a capped download; the user edits and runs it themselves. */
+async function remix(interaction: ChatInputCommandInteraction, picture: Attachment, deps: DiscordDeps) {
+  if (interaction.options.getString('prompt')?.trim()) {
+    await send(interaction, userErrorReply('Give a prompt or a picture to remix, not both.'), deps);
+    return;
+  }
+  if (picture.size > MAX_REMIX_BYTES) {
+    await send(
+      interaction,
+      userErrorReply(`'${picture.name}' is too large to be a picture from this bot.`),
+      deps,
+    );
+    return;
+  }
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  let bytes: Uint8Array;
+  try {
+    bytes = await downloadCapped(picture.url, MAX_REMIX_BYTES, { source: 'Discord', timeoutMs: 30_000 });
+  } catch (e) {
+    deps.log.warn(`remix download for ${interaction.user.id}: ${describeError(e)}`);
+    await send(
+      interaction,
+      userErrorReply(`'${picture.name}' could not be downloaded from Discord.`, 'Try again.'),
+      deps,
+    );
+    return;
+  }
+  await send(interaction, deps.app.commands.remix(bytes).reply, deps);
+}

@@ -458,7 +458,8 @@ function welcome() {
   content.append(
     withText(
       '**Welcome to the CLoRA playground.** Bind each subject of a prompt to a LoRA with `subject:<lora>`; ' +
-        'every LoRA draws only its own subject.\n`/loras` lists the library, `/help` explains the options.',
+        'every LoRA draws only its own subject.\n`/loras` lists the library, `/help` explains the options. ' +
+        'Drop a picture the bot made onto the page to get its command back.',
     ),
   );
   if (randomModel) {
@@ -617,6 +618,36 @@ form.addEventListener('submit', async (e) => {
   } catch (err) {
     appendNote(`⚠️ ${err.message}`, true);
   }
+});
+
+// ---------------------------------------------------------------- remix
+
+/** A dropped picture goes to the bot, which reads the /compose command it carries into the input box. */
+async function remix(file) {
+  appendUser(`› Remix ${file.name}`, true);
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    }
+    handleOutcome(await api('/api/remix', { image: btoa(binary) }), null, 'remix');
+  } catch (err) {
+    appendNote(`⚠️ ${err.message}`, true);
+  }
+}
+
+const carriesFiles = (e) => [...(e.dataTransfer?.types ?? [])].includes('Files');
+document.addEventListener('dragover', (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+});
+document.addEventListener('drop', (e) => {
+  const file = e.dataTransfer?.files?.[0];
+  if (!file) return;
+  e.preventDefault();
+  remix(file);
 });
 
 async function start() {
