@@ -12,7 +12,15 @@ import type { CompiledNetwork } from '../models/compiled.ts';
 import { createScheduler, type SamplerName } from '../schedulers/index.ts';
 import { gaussianNoise, INITIAL_NOISE_STREAM, stepNoise } from '../schedulers/noise.ts';
 import { groupFeeds } from './loss.ts';
-import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from './masks.ts';
+import {
+  type AttentionGrid,
+  attentionGrid,
+  branchMasks,
+  fuseNoise,
+  guide,
+  mapsFromAggregate,
+  resizeNearest,
+} from './masks.ts';
 import type { BranchLora, CompositionPlan } from './plan.ts';
 import type { GuidanceOptions, LoraRef } from './spec.ts';
 
@@ -77,7 +85,7 @@ export interface TokenMap {
   label: string;
   branch: number;
   position: number;
-  /** res×res, row-major */
+  /** grid rows × cols, row-major */
   values: Float32Array;
 }
 
@@ -87,9 +95,10 @@ export interface CompositionOutput {
   width: number;
   height: number;
   latent: Float32Array;
-  /** at the attention resolution res×res: [background, LoRA 1 … N] of the last step (CLoRA) */
+  /** on the attention grid (rows × cols): [background, LoRA 1 … N] of the last step (CLoRA) */
   masks: Uint8Array[];
-  res: number;
+  /** the attention grid of masks and maps: a quarter of the latent on each axis */
+  grid: AttentionGrid;
   maps: TokenMap[];
   losses: { step: number; iteration: number; loss: number }[];
   timings: Record<Phase | 'total', number>;
@@ -150,7 +159,8 @@ export async function runPlan(
   const c = models.latentChannels;
   const h = run.height / 8;
   const w = run.width / 8;
-  const res = h / 4;
+  const grid = attentionGrid(h, w);
+  const cells = grid.rows * grid.cols;
   const tokens = 77;
   const g = run.guidance;
   const branchLoras = plan.branches.map((b) => b.loras);
@@ -299,10 +309,10 @@ export async function runPlan(
     let weights: ArrayLike<number>[];
     if (plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1) {
       const perBranch = Array.from({ length: n }, (_, b) =>
-        mapsFromAggregate(condMaps, res, tokens, b * res * res * tokens),
+        mapsFromAggregate(condMaps, grid, tokens, b * cells * tokens),
       );
       masks = branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
-      weights = masks.map((m) => resizeNearest(m, res, h, w));
+      weights = masks.map((m) => resizeNearest(m, grid, h, w));
       for (const m of masks) trace?.('masks_lowres', i, Float32Array.from(m));
       for (const m of weights) trace?.('masks', i, Float32Array.from(m));
     } else {
@@ -333,8 +343,8 @@ export async function runPlan(
     height: run.height,
     latent: z,
     masks,
-    res,
-    maps: lastMaps ? tokenMaps(plan, lastMaps, res, tokens) : [],
+    grid,
+    maps: lastMaps ? tokenMaps(plan, lastMaps, grid, tokens) : [],
     losses,
     timings,
   };
@@ -356,7 +366,12 @@ function countGuidanceRuns(steps: number, g: GuidanceOptions): number {
 }
 
 /** The maps a user wants to see: each group member's and each mask token's, labelled. */
-function tokenMaps(plan: CompositionPlan, maps: Float32Array, res: number, tokens: number): TokenMap[] {
+function tokenMaps(
+  plan: CompositionPlan,
+  maps: Float32Array,
+  grid: AttentionGrid,
+  tokens: number,
+): TokenMap[] {
   const seen = new Set<string>();
   const out: TokenMap[] = [];
   const add = (branch: number, position: number) => {
@@ -368,7 +383,7 @@ function tokenMaps(plan: CompositionPlan, maps: Float32Array, res: number, token
       label: `${word} (P${branch})`,
       branch,
       position,
-      values: mapsFromAggregate(maps, res, tokens, branch * res * res * tokens).token(position),
+      values: mapsFromAggregate(maps, grid, tokens, branch * grid.rows * grid.cols * tokens).token(position),
     });
   };
   for (const group of plan.groups) for (const m of group) add(m.prompt, m.position);
