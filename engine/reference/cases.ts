@@ -51,7 +51,11 @@ export function fixturePath(dir: string, relative: string): string {
   let at = resolve(dir);
   for (const part of relative.split(/[\\/]/).filter(Boolean)) {
     at = join(at, part);
-    for (let hops = 0; hops < 8 && existsSync(at) && statSync(at).isFile() && statSync(at).size < 1024; hops++) {
+    for (
+      let hops = 0;
+      hops < 8 && existsSync(at) && statSync(at).isFile() && statSync(at).size < 1024;
+      hops++
+    ) {
       const target = resolve(dirname(at), readFileSync(at, 'utf8').trim());
       if (target.includes('\0') || !existsSync(target)) break;
       at = target;
