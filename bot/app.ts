@@ -3,11 +3,7 @@
 // platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
 
 import { hostname } from 'node:os';
-import {
-  composeSettings,
-  DEFAULT_COMPOSE_DEFAULTS,
-  DEFAULT_COMPOSE_LIMITS,
-} from '../commands/compose/index.ts';
+import { composeSettings, DEFAULT_COMPOSE_LIMITS } from '../commands/compose/index.ts';
 import {
   BLOB,
   type ComposeJobData,
@@ -16,6 +12,8 @@ import {
 } from '../commands/jobs.ts';
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
+import { defaultImageSize } from '../engine/clora/spec.ts';
+import { nativeImageSize } from '../engine/models/config.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
@@ -43,10 +41,12 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
   const modelPath = config.engine.modelPath;
   let base: Parameters<typeof LoraLibrary.open>[1];
   let modelProblem: string | undefined;
+  let nativeSize: number | undefined;
   if (modelPath) {
     try {
       const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
       base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
+      nativeSize = nativeImageSize(ck.unet.config, ck.vae.config);
     } catch (e) {
       modelProblem = (e as Error).message;
       log.error(`cannot open the model at ${modelPath}`, e);
@@ -108,19 +108,22 @@ export async function startApp(config: Config, options: { log?: Logger } = {}): 
     return { ready: true };
   };
 
-  // A MAX_SIZE under the usual 256 minimum or 512 default narrows both, so some size stays valid.
+  // A MAX_SIZE under the usual 256 minimum narrows it, so some size stays valid.
   const largestSide = Math.max(64, Math.floor(config.limits.maxSize / 64) * 64);
+  const minSide = Math.min(DEFAULT_COMPOSE_LIMITS.minSide, largestSide);
+  // The model's own size where this process can read the model; else the worker fills it in.
+  const defaultSide =
+    nativeSize === undefined
+      ? null
+      : defaultImageSize(nativeSize, { minSize: minSide, maxSize: config.limits.maxSize });
   const settings = composeSettings({
     limits: {
       maxLoras: config.limits.maxLoras,
       maxSteps: config.limits.maxSteps,
       maxSide: config.limits.maxSize,
-      minSide: Math.min(DEFAULT_COMPOSE_LIMITS.minSide, largestSide),
+      minSide,
     },
-    defaults: {
-      width: Math.min(DEFAULT_COMPOSE_DEFAULTS.width, largestSide),
-      height: Math.min(DEFAULT_COMPOSE_DEFAULTS.height, largestSide),
-    },
+    defaults: { width: defaultSide, height: defaultSide },
   });
   const commands = new ComposeCommands({ queue, library, settings, model });
   queue.on('failed', (e) => {

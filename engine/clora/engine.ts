@@ -13,6 +13,7 @@ import {
   compileVaeDecoder,
   type ModelOptions,
 } from '../models/compiled.ts';
+import { nativeImageSize } from '../models/config.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
 import {
@@ -23,7 +24,14 @@ import {
   type UNetVariant,
 } from './pipeline.ts';
 import { planComposition } from './plan.ts';
-import { type CompositionSpec, DEFAULT_LIMITS, type LoraRef, type SpecLimits, validateSpec } from './spec.ts';
+import {
+  type CompositionSpec,
+  DEFAULT_LIMITS,
+  defaultImageSize,
+  type LoraRef,
+  type SpecLimits,
+  validateSpec,
+} from './spec.ts';
 
 export interface EngineOptions {
   /** a diffusers folder or an SD 1.x .safetensors file */
@@ -109,6 +117,16 @@ export class Engine {
       net.catch(() => this.lazy.delete(key));
     }
     return net;
+  }
+
+  /** The model's own image side (UNet sample_size × VAE scale factor): 512 for SD 1.5. */
+  get nativeSize(): number {
+    return nativeImageSize(this.checkpoint.unet.config, this.checkpoint.vae.config);
+  }
+
+  /** The size a request without one gets: the native size, capped by the largest allowed side. */
+  get defaultSize(): number {
+    return defaultImageSize(this.nativeSize, this.limits);
   }
 
   /** Reads a LoRA file against this checkpoint (cached until the file changes). */
