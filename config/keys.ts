@@ -110,6 +110,11 @@ export const configKeys = {
   ENGINE_OPTIMIZATION: withDefault(oneOf(['disabled', 'basic', 'extended', 'all']), 'all', {
     description: "ONNX Runtime's graph optimisation level for the engine's sessions",
   }),
+  ENGINE_MEMORY_BUDGET_MB: optional(int(256, 16 * 1024 * 1024), {
+    description:
+      "memory a composition's UNet batches may take; over it the branches run in chunks, one after another, and a job that cannot fit one branch is refused",
+    defaultText: "the host's memory less 2 GiB (or 10%); with ENGINE_DEVICE=cuda the GPU's less 10%, as nvidia-smi reports it",
+  }),
   CLIP_SKIP: withDefault(int(0, 11), 0, {
     description:
       "text-encoder layers to skip from the end (0: SD 1.5's default; 1 is popular with anime models)",

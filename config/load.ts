@@ -16,6 +16,8 @@ export interface EngineConfig {
   threads: number;
   dtype: 'float32' | 'float16';
   optimization: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Unset: derived from the host's (or the GPU's) memory by the engine. */
+  memoryBudgetMb?: number;
   clipSkip: number;
   /** CLoRA's iterations at its iterative steps, and an optional early stop for them */
   guidanceIterations: number;
@@ -186,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       threads: v.ENGINE_THREADS,
       dtype: v.ENGINE_DTYPE,
       optimization: v.ENGINE_OPTIMIZATION,
+      memoryBudgetMb: v.ENGINE_MEMORY_BUDGET_MB,
       clipSkip: v.CLIP_SKIP,
       guidanceIterations: v.GUIDANCE_ITERATIONS,
       guidanceLossThreshold: v.GUIDANCE_LOSS_THRESHOLD,

@@ -14,9 +14,12 @@ import {
   type ModelOptions,
 } from '../models/compiled.ts';
 import { nativeImageSize } from '../models/config.ts';
+import { compileMapsVjp } from './maps-vjp.ts';
+import { defaultMemoryBudget, MATERIALISED_ATTENTION, weightBytes } from './memory.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
 import {
+  type BatchMemory,
   type CompositionOutput,
   type EngineModels,
   type Hooks,
@@ -48,6 +51,8 @@ export interface EngineOptions {
   cacheDir?: string;
   externalDataThreshold?: number;
   limits?: SpecLimits;
+  /** bytes a composition's batches may take; default: the host's memory (or the GPU's) less a margin */
+  memoryBudgetBytes?: number;
 }
 
 export interface CompositionResult extends CompositionOutput {
@@ -73,6 +78,8 @@ export class Engine {
     private readonly modelOptions: ModelOptions,
     readonly limits: SpecLimits,
     readonly loadTimings: LoadTimings,
+    /** what the batches may take, and the model that estimates what they do take */
+    readonly memory: BatchMemory,
   ) {}
 
   static async load(options: EngineOptions): Promise<Engine> {
@@ -94,6 +101,19 @@ export class Engine {
       compileVaeDecoder(checkpoint, { ...modelOptions, lora: false }),
     ]);
     const timings: LoadTimings = { checkpointMs: t1 - t0, compileMs: 0, reusedCache: false };
+    const elementBytes = modelOptions.dtype === 'float16' ? 2 : 4;
+    const memory: BatchMemory = {
+      budgetBytes: options.memoryBudgetBytes ?? defaultMemoryBudget(modelOptions.provider),
+      model: {
+        weightBytes: weightBytes(
+          [checkpoint.unet.weights, checkpoint.textEncoder.weights, checkpoint.vae.weights],
+          elementBytes,
+        ),
+        unet: checkpoint.unet.config,
+        elementBytes,
+        attention: MATERIALISED_ATTENTION,
+      },
+    };
     const engine = new Engine(
       checkpoint,
       tokenizer,
@@ -101,6 +121,7 @@ export class Engine {
       modelOptions,
       options.limits ?? DEFAULT_LIMITS,
       timings,
+      memory,
     );
     const unet = await engine.models().unet({ loraConvs: false });
     timings.compileMs = performance.now() - t1;
@@ -151,6 +172,8 @@ export class Engine {
       vae: this.nets.vae,
       unet: (v) => this.variant('unet', v, (o) => compileUNet(ck, { ...o, maps: true })),
       guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
+      mapsVjp: (v) => this.variant('maps-vjp', v, (o) => compileMapsVjp(ck, o)),
+      memory: this.memory,
       publishedGuidance: (v) =>
         this.variant('published', v, (o) => compileGuidance(ck, { ...o, published: true })),
       schedulerConfig: this.checkpoint.schedulerConfig,
