@@ -113,7 +113,8 @@ export const configKeys = {
   ENGINE_MEMORY_BUDGET_MB: optional(int(256, 16 * 1024 * 1024), {
     description:
       "memory a composition's UNet batches may take; over it the branches run in chunks, one after another, and a job that cannot fit one branch is refused",
-    defaultText: "the host's memory less 2 GiB (or 10%); with ENGINE_DEVICE=cuda the GPU's less 10%, as nvidia-smi reports it",
+    defaultText:
+      "the host's memory less 2 GiB (or 10%); with ENGINE_DEVICE=cuda the GPU's less 10%, as nvidia-smi reports it",
   }),
   CLIP_SKIP: withDefault(int(0, 11), 0, {
     description:

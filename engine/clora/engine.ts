@@ -14,10 +14,10 @@ import {
   type ModelOptions,
 } from '../models/compiled.ts';
 import { nativeImageSize } from '../models/config.ts';
-import { compileMapsVjp } from './maps-vjp.ts';
-import { defaultMemoryBudget, MATERIALISED_ATTENTION, weightBytes } from './memory.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
+import { compileMapsVjp } from './maps-vjp.ts';
+import { defaultMemoryBudget, MATERIALISED_ATTENTION, weightBytes } from './memory.ts';
 import {
   type BatchMemory,
   type CompositionOutput,

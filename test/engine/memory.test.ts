@@ -140,9 +140,9 @@ describe('branch chunks on the tiny model', () => {
     const one = await run({ ...whole, memory: { ...whole.memory!, budgetBytes: 1e15 } });
     const chunked = await run(split);
     assert.equal(one.losses.length, chunked.losses.length);
-    one.losses.forEach((l, i) =>
-      assert.ok(Math.abs(l.loss - chunked.losses[i].loss) <= 1e-5 * Math.abs(l.loss), `loss ${i}`),
-    );
+    one.losses.forEach((l, i) => {
+      assert.ok(Math.abs(l.loss - chunked.losses[i].loss) <= 1e-5 * Math.abs(l.loss), `loss ${i}`);
+    });
     for (const key of ['latent', 'image'] as const) {
       const e = relativeError(chunked[key], one[key]);
       assert.ok(e < 1e-5, `${key} differs by ${e} relative`);
