@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sizeChoices } from '../../bot/discord/autocomplete.ts';
 import { specFromRequest } from '../../bot/worker/spec.ts';
+import { optionsExample } from '../../commands/compose/help.ts';
 import { composeSettings, formatCompose, helpReply, parseCompose } from '../../commands/compose/index.ts';
 import { defaultImageSize, withDefaults } from '../../engine/clora/spec.ts';
 import { nativeImageSize, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
@@ -58,6 +59,14 @@ describe('a /compose without --size', () => {
     assert.equal(formatCompose(wide.request, settings).includes('--size 384x256'), true);
     const spec = specFromRequest(wide.request, resolve, {}, 512);
     assert.deepEqual([spec.width, spec.height], [384, 256]);
+  });
+
+  it('shows the options example at a portrait of the model’s own size', () => {
+    assert.match(optionsExample(composeSettings()), /--size 512x768/);
+    const tiny = composeSettings({ defaults: { width: 256, height: 256 } });
+    assert.match(optionsExample(tiny), /--size 256x384/);
+    assert.match(JSON.stringify(helpReply(tiny)), /--size 256x384/);
+    assert.ok(parseCompose(optionsExample(tiny), tiny).ok);
   });
 
   it('says in the help what the default is', () => {
