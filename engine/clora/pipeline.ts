@@ -286,108 +286,111 @@ export async function runPlan(
     hooks.onProgress?.({ ...p, steps: timesteps.length, elapsedMs, etaMs });
   };
 
-  for (let i = 0; i < timesteps.length; i++) {
-    const t = timesteps[i];
-    let noiseBeforeUpdate: Float32Array | undefined;
-    let mapsBeforeUpdate: Float32Array | undefined;
+  try {
+    for (let i = 0; i < timesteps.length; i++) {
+      const t = timesteps[i];
+      let noiseBeforeUpdate: Float32Array | undefined;
+      let mapsBeforeUpdate: Float32Array | undefined;
 
-    // 2a. latent updates
-    if ((guidanceNet || chunkedGuidance) && i < g.updateUntil) {
-      const tg = performance.now();
-      const iterations = g.iterativeSteps.includes(i) ? g.iterations : 1;
-      const batch = g.published ? 2 * n : n;
-      for (let k = 0; k < iterations; k++) {
-        check();
-        const scaled = scheduler.scaleModelInput(z, t);
-        const inputScale = z[0] !== 0 ? scaled[0] / z[0] : 1;
-        const latent = G.hostTensor('float32', scaled, [1, c, h, w]);
-        const out = chunkedGuidance
-          ? await chunkedGuidance.run(latent, t)
-          : await guidanceNet!.model.run({
-              ...guidanceFeeds,
-              latent,
-              timestep: G.hostTensor('float32', new Float32Array(batch).fill(t), [batch]),
-            });
-        const loss = (out.loss.data as Float32Array)[0];
-        const grad = out.grad.data as Float32Array;
-        if (k === 0 || k === iterations - 1) trace?.('update_maps', i, out.maps.data as Float32Array);
-        trace?.('loss', i, Float32Array.of(loss));
-        trace?.('grad', i, grad);
-        if (g.published) {
-          noiseBeforeUpdate = out.noise.data as Float32Array;
-          mapsBeforeUpdate = out.maps.data as Float32Array;
+      // 2a. latent updates
+      if ((guidanceNet || chunkedGuidance) && i < g.updateUntil) {
+        const tg = performance.now();
+        const iterations = g.iterativeSteps.includes(i) ? g.iterations : 1;
+        const batch = g.published ? 2 * n : n;
+        for (let k = 0; k < iterations; k++) {
+          check();
+          const scaled = scheduler.scaleModelInput(z, t);
+          const inputScale = z[0] !== 0 ? scaled[0] / z[0] : 1;
+          const latent = G.hostTensor('float32', scaled, [1, c, h, w]);
+          const out = chunkedGuidance
+            ? await chunkedGuidance.run(latent, t)
+            : await guidanceNet!.model.run({
+                ...guidanceFeeds,
+                latent,
+                timestep: G.hostTensor('float32', new Float32Array(batch).fill(t), [batch]),
+              });
+          const loss = (out.loss.data as Float32Array)[0];
+          const grad = out.grad.data as Float32Array;
+          if (k === 0 || k === iterations - 1) trace?.('update_maps', i, out.maps.data as Float32Array);
+          trace?.('loss', i, Float32Array.of(loss));
+          trace?.('grad', i, grad);
+          if (g.published) {
+            noiseBeforeUpdate = out.noise.data as Float32Array;
+            mapsBeforeUpdate = out.maps.data as Float32Array;
+          }
+          const step = g.stepSize * inputScale;
+          z = z.map((v, j) => v - step * grad[j]);
+          losses.push({ step: i, iteration: k, loss });
+          unitsDone += 0.6;
+          progress({ phase: 'guidance', step: i + 1, iteration: k + 1, loss, latent: z });
+          if (g.lossThreshold !== undefined && loss < g.lossThreshold) break;
         }
-        const step = g.stepSize * inputScale;
-        z = z.map((v, j) => v - step * grad[j]);
-        losses.push({ step: i, iteration: k, loss });
-        unitsDone += 0.6;
-        progress({ phase: 'guidance', step: i + 1, iteration: k + 1, loss, latent: z });
-        if (g.lossThreshold !== undefined && loss < g.lossThreshold) break;
+        trace?.('latents_after_update', i, z);
+        timings.guidance += performance.now() - tg;
       }
-      trace?.('latents_after_update', i, z);
-      timings.guidance += performance.now() - tg;
-    }
 
-    // 2b. every branch's noise on the (updated) latent, in one batched call
-    check();
-    const td = performance.now();
-    let noise: Float32Array;
-    let condMaps: Float32Array;
-    if (noiseBeforeUpdate && mapsBeforeUpdate) {
-      noise = noiseBeforeUpdate;
-      condMaps = mapsBeforeUpdate;
-    } else {
-      // in chunks of (uncond, cond) pairs when the whole batch exceeds the memory budget
-      const scaled = scheduler.scaleModelInput(z, t);
-      const uncondParts: Float32Array[] = [];
-      const condParts: Float32Array[] = [];
-      const mapParts: Float32Array[] = [];
-      for (const chunk of denoiseChunks) {
-        const k = chunk.to - chunk.from;
-        const out = await unet.model.run({
-          ...chunk.feeds,
-          sample: G.hostTensor('float32', repeat(scaled, 2 * k), [2 * k, c, h, w]),
-          timestep: G.hostTensor('float32', new Float32Array(2 * k).fill(t), [2 * k]),
-        });
-        const chunkNoise = out.noise.data as Float32Array;
-        const maps = out.maps.data as Float32Array;
-        uncondParts.push(chunkNoise.subarray(0, k * latentSize));
-        condParts.push(chunkNoise.subarray(k * latentSize));
-        mapParts.push(g.published ? averageHalves(maps) : maps.slice(maps.length / 2));
-        check();
+      // 2b. every branch's noise on the (updated) latent, in one batched call
+      check();
+      const td = performance.now();
+      let noise: Float32Array;
+      let condMaps: Float32Array;
+      if (noiseBeforeUpdate && mapsBeforeUpdate) {
+        noise = noiseBeforeUpdate;
+        condMaps = mapsBeforeUpdate;
+      } else {
+        // in chunks of (uncond, cond) pairs when the whole batch exceeds the memory budget
+        const scaled = scheduler.scaleModelInput(z, t);
+        const uncondParts: Float32Array[] = [];
+        const condParts: Float32Array[] = [];
+        const mapParts: Float32Array[] = [];
+        for (const chunk of denoiseChunks) {
+          const k = chunk.to - chunk.from;
+          const out = await unet.model.run({
+            ...chunk.feeds,
+            sample: G.hostTensor('float32', repeat(scaled, 2 * k), [2 * k, c, h, w]),
+            timestep: G.hostTensor('float32', new Float32Array(2 * k).fill(t), [2 * k]),
+          });
+          const chunkNoise = out.noise.data as Float32Array;
+          const maps = out.maps.data as Float32Array;
+          uncondParts.push(chunkNoise.subarray(0, k * latentSize));
+          condParts.push(chunkNoise.subarray(k * latentSize));
+          mapParts.push(g.published ? averageHalves(maps) : maps.slice(maps.length / 2));
+          check();
+        }
+        noise = concatRows([...uncondParts, ...condParts]);
+        condMaps = concatRows(mapParts);
       }
-      noise = concatRows([...uncondParts, ...condParts]);
-      condMaps = concatRows(mapParts);
-    }
-    lastMaps = condMaps;
-    trace?.('mask_maps', i, condMaps);
-    const [epsU, epsC] = [rows(noise, 2 * n).slice(0, n), rows(noise, 2 * n).slice(n)];
-    trace?.('eps_uncond', i, noise.slice(0, n * latentSize));
-    trace?.('eps_cond', i, noise.slice(n * latentSize));
+      lastMaps = condMaps;
+      trace?.('mask_maps', i, condMaps);
+      const [epsU, epsC] = [rows(noise, 2 * n).slice(0, n), rows(noise, 2 * n).slice(n)];
+      trace?.('eps_uncond', i, noise.slice(0, n * latentSize));
+      trace?.('eps_cond', i, noise.slice(n * latentSize));
 
-    // 2c. masks and fusion
-    let weights: ArrayLike<number>[];
-    if (plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1) {
-      const perBranch = Array.from({ length: n }, (_, b) =>
-        mapsFromAggregate(condMaps, grid, tokens, b * cells * tokens),
-      );
-      masks = branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
-      weights = masks.map((m) => resizeNearest(m, grid, h, w));
-      for (const m of masks) trace?.('masks_lowres', i, Float32Array.from(m));
-      for (const m of weights) trace?.('masks', i, Float32Array.from(m));
-    } else {
-      weights = epsU.map(() => new Uint8Array(h * w).fill(1));
+      // 2c. masks and fusion
+      let weights: ArrayLike<number>[];
+      if (plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1) {
+        const perBranch = Array.from({ length: n }, (_, b) =>
+          mapsFromAggregate(condMaps, grid, tokens, b * cells * tokens),
+        );
+        masks = branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
+        weights = masks.map((m) => resizeNearest(m, grid, h, w));
+        for (const m of masks) trace?.('masks_lowres', i, Float32Array.from(m));
+        for (const m of weights) trace?.('masks', i, Float32Array.from(m));
+      } else {
+        weights = epsU.map(() => new Uint8Array(h * w).fill(1));
+      }
+      const eps = guide(fuseNoise(epsU, weights, c), fuseNoise(epsC, weights, c), run.cfg);
+      trace?.('eps_guided', i, eps);
+      z = scheduler.step(eps, t, z, stepNoise(run.seed, latentSize, i));
+      trace?.('latents', i + 1, z);
+      timings.denoise += performance.now() - td;
+      unitsDone += 1;
+      progress({ phase: 'denoise', step: i + 1, latent: z });
     }
-    const eps = guide(fuseNoise(epsU, weights, c), fuseNoise(epsC, weights, c), run.cfg);
-    trace?.('eps_guided', i, eps);
-    z = scheduler.step(eps, t, z, stepNoise(run.seed, latentSize, i));
-    trace?.('latents', i + 1, z);
-    timings.denoise += performance.now() - td;
-    unitsDone += 1;
-    progress({ phase: 'denoise', step: i + 1, latent: z });
+  } finally {
+    // the chunked guidance's loss session, also when the job is cancelled mid-loop
+    await chunkedGuidance?.release();
   }
-
-  await chunkedGuidance?.release();
 
   // 3. decode
   check();
