@@ -12,6 +12,7 @@ import {
 } from '../commands/jobs.ts';
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
+import { nativeImageSize } from '../engine/models/config.ts';
 import { ClipTokenizer } from '../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import { composeSettingsOf } from './compose-settings.ts';
@@ -62,11 +63,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   let base: Parameters<typeof LoraLibrary.open>[1];
   let modelProblem: string | undefined;
   let tokenizer: ClipTokenizer | undefined;
+  let nativeSize: number | undefined;
   if (modelPath) {
     try {
       const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
       base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
       tokenizer = ClipTokenizer.fromDir(ck.tokenizerDir);
+      nativeSize = nativeImageSize(ck.unet.config, ck.vae.config);
     } catch (e) {
       // Without Redis, main() says this once as the model's status; a stack would add nothing.
       modelProblem = (e as Error).message;
@@ -136,7 +139,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     return { ready: true };
   };
 
-  const settings = composeSettingsOf(config.limits);
+  const settings = composeSettingsOf(config.limits, nativeSize);
   const commands = new ComposeCommands({
     queue,
     library,

@@ -110,6 +110,11 @@ export class ComposeCommands {
 
   constructor(private readonly services: CommandServices) {}
 
+  /** The limits and defaults requests are read with (adapters' hints show them). */
+  get settings(): ComposeSettings {
+    return this.services.settings;
+  }
+
   help(): Reply {
     return helpReply(this.services.settings);
   }
@@ -234,6 +239,8 @@ export class ComposeCommands {
     const fields = [
       { name: 'Seed', value: String(value.seed), inline: true },
       { name: 'Steps', value: `${r.steps} · ${r.sampler} · CFG ${r.cfg}`, inline: true },
+      // The size the worker used: a request may have left it to the model.
+      { name: 'Size', value: `${value.width}×${value.height}`, inline: true },
       { name: 'Time', value: formatDuration(value.elapsedMs / 1000), inline: true },
     ];
     if (r.bindings.length || r.style) {

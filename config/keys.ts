@@ -122,6 +122,12 @@ export const configKeys = {
     description:
       "let ONNX Runtime repack weights for its CPU matrix kernels: about 9% faster, but each session keeps its own copy (about 3.4 GB more for SD 1.5's UNet in CLoRA's two graphs)",
   }),
+  ENGINE_MEMORY_BUDGET_MB: optional(int(256, 16 * 1024 * 1024), {
+    description:
+      "memory a composition's UNet batches may take; over it the branches run in chunks, one after another, and a job that cannot fit one branch is refused",
+    defaultText:
+      "the host's memory less 2 GiB (or 10%); with ENGINE_DEVICE=cuda the GPU's less 10%, as nvidia-smi reports it",
+  }),
   CLIP_SKIP: withDefault(int(0, 11), 0, {
     description:
       "text-encoder layers to skip from the end (0: SD 1.5's default; 1 is popular with anime models)",

@@ -19,6 +19,8 @@ export interface EngineConfig {
   attention: 'chunked' | 'fused' | 'materialised';
   /** ONNX Runtime's weight prepacking (faster CPU kernels, a weight copy per session) */
   prepackWeights: boolean;
+  /** Unset: derived from the host's (or the GPU's) memory by the engine. */
+  memoryBudgetMb?: number;
   clipSkip: number;
   /** CLoRA's iterations at its iterative steps, and an optional early stop for them */
   guidanceIterations: number;
@@ -213,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       optimization: v.ENGINE_OPTIMIZATION,
       attention: v.ENGINE_ATTENTION,
       prepackWeights: v.ENGINE_PREPACK_WEIGHTS === 'on',
+      memoryBudgetMb: v.ENGINE_MEMORY_BUDGET_MB,
       clipSkip: v.CLIP_SKIP,
       guidanceIterations: v.GUIDANCE_ITERATIONS,
       guidanceLossThreshold: v.GUIDANCE_LOSS_THRESHOLD,

@@ -13,8 +13,8 @@ import {
   resolveLoras,
   withSeed,
 } from '../../commands/compose/index.ts';
-import { type Config, ConfigError, loadConfig } from '../../config/index.ts';
 import { recipeCommand } from '../../commands/remix.ts';
+import { type Config, ConfigError, loadConfig } from '../../config/index.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
 import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.ts';
@@ -254,7 +254,13 @@ async function main(): Promise<void> {
       o.triggers.get(entry[0]) ?? (file.triggerCandidates.length ? [file.triggerCandidates[0]] : [entry[0]]);
     return { ref, triggers };
   };
-  const spec = specFromRequest(request, lookup, { guidance: undefined, textEncoderLora: o.textEncoderLora });
+  // Without --size the model's own size, as diffusers does (256 for the tiny fixture, 512 for SD 1.5).
+  const spec = specFromRequest(
+    request,
+    lookup,
+    { guidance: undefined, textEncoderLora: o.textEncoderLora },
+    engine.defaultSize,
+  );
   Object.assign(spec.guidance, o.guidance);
 
   const result = await engine.compose(spec, { onProgress: (p) => process.stderr.write(progressBar(p)) });
@@ -286,6 +292,9 @@ async function main(): Promise<void> {
       };
     }),
     losses: result.losses,
+    size: { width: result.width, height: result.height },
+    // masks and maps are rows × cols of this grid, row-major
+    attentionGrid: result.grid,
     maskPixels: result.masks.map((m) => m.reduce((a, b) => a + b, 0)),
     timingsMs: result.timings,
     load: engine.loadTimings,

@@ -62,18 +62,32 @@ const RATIOS: readonly [number, number][] = [
   [2, 1],
 ];
 
-/** WxH sizes within the limits, squares and common ratios first, that start with what was typed. */
-export function sizeChoices(typed: string, limits: { minSide: number; maxSide: number }): Choice[] {
+/**
+ * WxH sizes within the limits that start with what was typed: first, per common ratio, the one
+ * nearest the model's own area (`defaultSide`², when known), then squares and ratios by side.
+ */
+export function sizeChoices(
+  typed: string,
+  limits: { minSide: number; maxSide: number },
+  defaultSide: number | null = null,
+): Choice[] {
   const sides: number[] = [];
   for (let s = limits.minSide; s <= limits.maxSide; s += 64) sides.push(s);
+  const byRatio = RATIOS.map(([a, b]) =>
+    sides
+      .map((w) => [w, (w * b) / a] as const)
+      .filter(([, h]) => Number.isInteger(h) && h % 64 === 0 && h >= limits.minSide && h <= limits.maxSide),
+  );
   const sizes: string[] = [];
-  for (const [a, b] of RATIOS) {
-    for (const w of sides) {
-      const h = (w * b) / a;
-      if (Number.isInteger(h) && h % 64 === 0 && h >= limits.minSide && h <= limits.maxSide)
-        sizes.push(`${w}x${h}`);
+  // Off the model's own area a picture degrades (repeated subjects), so offer that area first.
+  if (defaultSide !== null) {
+    const off = ([w, h]: readonly [number, number]) => Math.abs(Math.log((w * h) / defaultSide ** 2));
+    for (const list of byRatio) {
+      const nearest = [...list].sort((p, q) => off(p) - off(q))[0];
+      if (nearest) sizes.push(`${nearest[0]}x${nearest[1]}`);
     }
   }
+  for (const list of byRatio) for (const [w, h] of list) sizes.push(`${w}x${h}`);
   const want = typed.trim().toLowerCase().replace(/[×*]/g, 'x');
   return [...new Set(sizes)]
     .filter((s) => s.startsWith(want))

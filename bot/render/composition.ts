@@ -19,8 +19,8 @@ export function maskSet(result: CompositionResult) {
   if (result.masks.length < 2) return undefined;
   const [background, ...loras] = result.masks;
   return {
-    rows: result.res,
-    cols: result.res,
+    rows: result.grid.rows,
+    cols: result.grid.cols,
     background,
     loras: loras.map((mask, i) => {
       const s = result.spec.subjects[i];
@@ -54,8 +54,8 @@ export async function renderComposition(
   if (options.maps && result.maps.length > 0) {
     out.maps = await attentionMapsSheet(
       {
-        rows: result.res,
-        cols: result.res,
+        rows: result.grid.rows,
+        cols: result.grid.cols,
         maps: result.maps.map((m) => ({ label: m.label, values: m.values })),
         notes: promptNotes(result),
       },

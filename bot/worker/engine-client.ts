@@ -30,6 +30,7 @@ export function engineOptions(config: Config): EngineOptions {
     prepackWeights: engine.prepackWeights,
     clipSkip: engine.clipSkip,
     cacheDir: engine.cacheDir,
+    memoryBudgetBytes: engine.memoryBudgetMb === undefined ? undefined : engine.memoryBudgetMb * 1024 ** 2,
     limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, minSize: 64, maxSize: limits.maxSize },
   };
 }
@@ -57,7 +58,7 @@ interface Pending {
 
 export type EngineState =
   | { state: 'loading' }
-  | { state: 'ready'; load: LoadTimings }
+  | { state: 'ready'; load: LoadTimings; defaultSize: number }
   | { state: 'failed'; kind: ErrorKind; message: string };
 
 export class EngineThread {
@@ -75,6 +76,13 @@ export class EngineThread {
   /** Resolves when the model is loaded; rejects with the reason it could not be. */
   ready(): Promise<LoadTimings> {
     return this.readyPromise;
+  }
+
+  /** The side of a request that leaves its size to the model: the model's own, capped by MAX_SIZE. */
+  async defaultSize(): Promise<number> {
+    await this.readyPromise;
+    if (this.status.state !== 'ready') throw new EngineJobError('internal', 'the engine is not ready');
+    return this.status.defaultSize;
   }
 
   compose(
@@ -125,7 +133,7 @@ export class EngineThread {
     this.readyPromise = new Promise<LoadTimings>((resolve, reject) => {
       this.worker.on('message', (m: ThreadReply) => {
         if (m.type === 'ready') {
-          this.status = { state: 'ready', load: m.load };
+          this.status = { state: 'ready', load: m.load, defaultSize: m.defaultSize };
           resolve(m.load);
         } else if (m.type === 'load-failed') {
           this.status = { state: 'failed', kind: m.kind, message: m.message };

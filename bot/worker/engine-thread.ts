@@ -112,7 +112,7 @@ function post(message: ThreadReply): void {
 
 const loading = Engine.load(options);
 loading.then(
-  (engine) => post({ type: 'ready', load: engine.loadTimings }),
+  (engine) => post({ type: 'ready', load: engine.loadTimings, defaultSize: engine.defaultSize }),
   (e: unknown) => post({ type: 'load-failed', ...classifyError(e) }),
 );
 

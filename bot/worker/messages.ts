@@ -27,7 +27,8 @@ export interface CompositionSummary {
 }
 
 export type ThreadReply =
-  | { type: 'ready'; load: LoadTimings }
+  /** defaultSize: the side a request without a size gets (the model's own, capped by MAX_SIZE) */
+  | { type: 'ready'; load: LoadTimings; defaultSize: number }
   | { type: 'load-failed'; kind: ErrorKind; message: string }
   | { type: 'progress'; id: number; progress: ThreadProgress }
   | {

@@ -29,20 +29,25 @@ export function composeProcessor(
   return async (job) => {
     const started = performance.now();
     const { request, loraHashes } = job.data;
-    const spec = specFromRequest(request, (name) => {
-      const entry = library.get(name);
-      if (!entry)
-        throw new UserError(`the LoRA '${name}' is not in this worker's library; add it to LORA_DIR`);
-      if (entry.check.state === 'unusable')
-        throw new UserError(`the LoRA '${name}' cannot be used: ${entry.check.reason} (see /lora ${name})`);
-      const want = loraHashes?.[name];
-      if (want && entry.sha256 && want !== entry.sha256) {
-        throw new UserError(
-          `this worker's '${name}' is a different file than the bot's; sync LORA_DIR across hosts`,
-        );
-      }
-      return { ref: entry.ref, triggers: [...entry.triggers] };
-    });
+    const spec = specFromRequest(
+      request,
+      (name) => {
+        const entry = library.get(name);
+        if (!entry)
+          throw new UserError(`the LoRA '${name}' is not in this worker's library; add it to LORA_DIR`);
+        if (entry.check.state === 'unusable')
+          throw new UserError(`the LoRA '${name}' cannot be used: ${entry.check.reason} (see /lora ${name})`);
+        const want = loraHashes?.[name];
+        if (want && entry.sha256 && want !== entry.sha256) {
+          throw new UserError(
+            `this worker's '${name}' is a different file than the bot's; sync LORA_DIR across hosts`,
+          );
+        }
+        return { ref: entry.ref, triggers: [...entry.triggers] };
+      },
+      {},
+      request.width === null || request.height === null ? await engine.defaultSize() : undefined,
+    );
     if (options.guidance?.iterations !== undefined) spec.guidance.iterations = options.guidance.iterations;
     if (options.guidance?.lossThreshold !== undefined)
       spec.guidance.lossThreshold = options.guidance.lossThreshold;

@@ -22,34 +22,39 @@ export function specFromRequest(
   request: ComposeRequest,
   resolve: (name: string) => ResolvedLora,
   overrides: Partial<Pick<CompositionSpec, 'guidance' | 'textEncoderLora'>> = {},
+  /** the side of a request that left its size to the model (Engine.defaultSize) */
+  defaultSize?: number,
 ): CompositionSpec {
   if (request.seed === null)
     throw new Error('the request has no seed yet: draw one with withSeed() before running it');
   const style = request.style ? resolve(request.style.lora) : undefined;
-  return withDefaults({
-    prompt: request.prompt,
-    subjects: request.bindings.map((b) => {
-      const lora = resolve(b.lora);
-      return {
-        word: b.subject,
-        lora: lora.ref,
-        weight: b.weight,
-        triggers: lora.triggers,
-        occurrence: occurrenceAt(request.prompt, b.subject, b.span.start),
-      };
-    }),
-    style:
-      style && request.style
-        ? { lora: style.ref, weight: request.style.weight, triggers: style.triggers }
-        : undefined,
-    negative: request.negativePrompt,
-    seed: request.seed,
-    steps: request.steps,
-    width: request.width,
-    height: request.height,
-    cfg: request.cfg,
-    sampler: request.sampler,
-    method: request.method,
-    ...overrides,
-  });
+  return withDefaults(
+    {
+      prompt: request.prompt,
+      subjects: request.bindings.map((b) => {
+        const lora = resolve(b.lora);
+        return {
+          word: b.subject,
+          lora: lora.ref,
+          weight: b.weight,
+          triggers: lora.triggers,
+          occurrence: occurrenceAt(request.prompt, b.subject, b.span.start),
+        };
+      }),
+      style:
+        style && request.style
+          ? { lora: style.ref, weight: request.style.weight, triggers: style.triggers }
+          : undefined,
+      negative: request.negativePrompt,
+      seed: request.seed,
+      steps: request.steps,
+      width: request.width ?? undefined,
+      height: request.height ?? undefined,
+      cfg: request.cfg,
+      sampler: request.sampler,
+      method: request.method,
+      ...overrides,
+    },
+    defaultSize,
+  );
 }

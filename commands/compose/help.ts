@@ -15,6 +15,18 @@ export const COMPOSE_EXAMPLES = {
   options: 'cat:<tabby> in a garden --seed 42 --steps 30 --size 512x768 --neg "blurry, extra legs"',
 } as const;
 
+/**
+ * The options example with a portrait of the model's own size (512x768 for SD 1.5, 256x384 for
+ * a 256 px model): pictures far from the model's own area come out worse.
+ */
+export function optionsExample(settings: ComposeSettings): string {
+  const { sideMultiple, maxSide } = settings.limits;
+  const side = settings.defaults.width ?? 512;
+  const tall = Math.round((side * 1.5) / sideMultiple) * sideMultiple;
+  const size = tall <= maxSide ? `${side}x${tall}` : `${side}x${side}`;
+  return COMPOSE_EXAMPLES.options.replace('--size 512x768', `--size ${size}`);
+}
+
 function promptOf(command: string, settings: ComposeSettings): string {
   const parsed = parseCompose(command, settings);
   return parsed.ok ? parsed.request.prompt : '(example does not parse)';
@@ -60,7 +72,7 @@ export function helpReply(settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS):
           name: 'Options',
           value: `${options}\nWrite \`--seed 42\` or \`--seed=42\`; a phone's — works as --.`,
         },
-        { name: 'With options', value: example(COMPOSE_EXAMPLES.options, settings) },
+        { name: 'With options', value: example(optionsExample(settings), settings) },
       ],
       footer: 'Under each picture: Rerun (same seed), New seed, Show masks, Compare with merge, Tweak.',
     },

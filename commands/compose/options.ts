@@ -95,6 +95,19 @@ function normaliseSampler(value: string): string {
     .replace(/[\s-]+/g, '_');
 }
 
+/** The default size as help shows it: a number when the model is known here, else what it means. */
+function defaultSizeText(s: ComposeSettings): string {
+  const { width, height } = s.defaults;
+  return width !== null && height !== null
+    ? `${width}x${height}`
+    : "the model's own size, 512x512 for SD 1.5";
+}
+
+/** A size to show in an example: the default when known, SD 1.5's own otherwise. */
+function exampleSize(s: ComposeSettings): string {
+  return `${s.defaults.width ?? 512}x${s.defaults.height ?? 512}`;
+}
+
 /** The nearest size each side of which is a multiple within the limits. */
 function nearestSide(side: number, settings: ComposeSettings): number {
   const { minSide, maxSide, sideMultiple } = settings.limits;
@@ -134,7 +147,7 @@ export const COMPOSE_OPTIONS: readonly ComposeOption[] = [
     takes: 'word',
     usage: '--size WxH',
     summary: (s) =>
-      `width x height, each a multiple of ${s.limits.sideMultiple} from ${s.limits.minSide} to ${s.limits.maxSide} (default ${s.defaults.width}x${s.defaults.height})`,
+      `width x height, each a multiple of ${s.limits.sideMultiple} from ${s.limits.minSide} to ${s.limits.maxSide} (default ${defaultSizeText(s)})`,
     read: (value, s) => {
       const { minSide, maxSide, sideMultiple } = s.limits;
       const rule = `each side must be a multiple of ${sideMultiple} between ${minSide} and ${maxSide}`;
@@ -142,7 +155,7 @@ export const COMPOSE_OPTIONS: readonly ComposeOption[] = [
       if (m === null) {
         return {
           ok: false,
-          message: `--size must be width x height, e.g. ${s.defaults.width}x${s.defaults.height}, not '${value}'`,
+          message: `--size must be width x height, e.g. ${exampleSize(s)}, not '${value}'`,
         };
       }
       const width = Number(m[1]);
@@ -155,7 +168,11 @@ export const COMPOSE_OPTIONS: readonly ComposeOption[] = [
       return { ok: true, set: { width, height } };
     },
     format: (r, s) =>
-      r.width === s.defaults.width && r.height === s.defaults.height ? null : `--size ${r.width}x${r.height}`,
+      r.width === null ||
+      r.height === null ||
+      (r.width === s.defaults.width && r.height === s.defaults.height)
+        ? null
+        : `--size ${r.width}x${r.height}`,
   },
   {
     name: 'cfg',

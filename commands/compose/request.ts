@@ -41,8 +41,9 @@ export interface ComposeRequest {
   /** null: the queue draws one; a finished job always records the seed it ran with. */
   seed: number | null;
   steps: number;
-  width: number;
-  height: number;
+  /** null: the model's own size, which the worker running the job fills in (and reports). */
+  width: number | null;
+  height: number | null;
   cfg: number;
   sampler: Sampler;
   method: CompositionMethod;
@@ -62,7 +63,7 @@ export interface ComposeLimits {
   maxCfg: number;
   minSide: number;
   maxSide: number;
-  /** SD 1.5's VAE and UNet need sides divisible by 64 for the 16×16 attention maps to line up. */
+  /** SD 1.5's VAE and UNet need sides divisible by 64 for the quarter-latent attention grid to line up. */
   sideMultiple: number;
   maxSeed: number;
   maxPromptLength: number;
@@ -88,8 +89,9 @@ export const DEFAULT_COMPOSE_LIMITS: Readonly<ComposeLimits> = Object.freeze({
 /** What an option left out means. */
 export interface ComposeDefaults {
   steps: number;
-  width: number;
-  height: number;
+  /** null: the model's own size (unet sample_size × VAE scale factor), known where the model runs */
+  width: number | null;
+  height: number | null;
   cfg: number;
   sampler: Sampler;
   method: CompositionMethod;
@@ -99,8 +101,8 @@ export interface ComposeDefaults {
 
 export const DEFAULT_COMPOSE_DEFAULTS: Readonly<ComposeDefaults> = Object.freeze({
   steps: 50,
-  width: 512,
-  height: 512,
+  width: null,
+  height: null,
   cfg: 7.5,
   sampler: 'ddim',
   method: 'clora',

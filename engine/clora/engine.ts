@@ -5,17 +5,25 @@
 import { statSync } from 'node:fs';
 import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
-import type { AttentionKernel } from '../models/attention.ts';
+import { type AttentionKernel, DEFAULT_CHUNK_BYTES_PER_SAMPLE } from '../models/attention.ts';
 import {
   type CompiledNetwork,
   compileTextEncoder,
   compileVaeDecoder,
   type ModelOptions,
 } from '../models/compiled.ts';
+import { nativeImageSize } from '../models/config.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
-import { compileDenoiseUNet, compileGuidance } from './graphs.ts';
+import { compileDenoiseUNet, compileGuidance, compileMapsVjp } from './graphs.ts';
 import {
+  chunkedAttentionMemory,
+  defaultMemoryBudget,
+  MATERIALISED_ATTENTION,
+  weightBytes,
+} from './memory.ts';
+import {
+  type BatchMemory,
   type CompositionOutput,
   type EngineModels,
   type Hooks,
@@ -23,7 +31,14 @@ import {
   type UNetVariant,
 } from './pipeline.ts';
 import { planComposition } from './plan.ts';
-import { type CompositionSpec, DEFAULT_LIMITS, type LoraRef, type SpecLimits, validateSpec } from './spec.ts';
+import {
+  type CompositionSpec,
+  DEFAULT_LIMITS,
+  defaultImageSize,
+  type LoraRef,
+  type SpecLimits,
+  validateSpec,
+} from './spec.ts';
 
 export interface EngineOptions {
   /** a diffusers folder or an SD 1.x .safetensors file */
@@ -49,6 +64,8 @@ export interface EngineOptions {
   memoryArena?: boolean;
   /** onnxruntime's weight prepacking (default off: weights stay mapped from the cache, one copy) */
   prepackWeights?: boolean;
+  /** bytes a composition's batches may take; default: the host's memory (or the GPU's) less a margin */
+  memoryBudgetBytes?: number;
 }
 
 export interface CompositionResult extends CompositionOutput {
@@ -74,6 +91,8 @@ export class Engine {
     private readonly modelOptions: ModelOptions,
     readonly limits: SpecLimits,
     readonly loadTimings: LoadTimings,
+    /** what the batches may take, and the model that estimates what they do take */
+    readonly memory: BatchMemory,
   ) {}
 
   static async load(options: EngineOptions): Promise<Engine> {
@@ -98,6 +117,22 @@ export class Engine {
       compileVaeDecoder(checkpoint, { ...modelOptions, lora: false }),
     ]);
     const timings: LoadTimings = { checkpointMs: t1 - t0, compileMs: 0, reusedCache: false };
+    const elementBytes = modelOptions.dtype === 'float16' ? 2 : 4;
+    const memory: BatchMemory = {
+      budgetBytes: options.memoryBudgetBytes ?? defaultMemoryBudget(modelOptions.provider),
+      model: {
+        weightBytes: weightBytes(
+          [checkpoint.unet.weights, checkpoint.textEncoder.weights, checkpoint.vae.weights],
+          elementBytes,
+        ),
+        unet: checkpoint.unet.config,
+        elementBytes,
+        attention:
+          modelOptions.attention === 'materialised'
+            ? MATERIALISED_ATTENTION
+            : chunkedAttentionMemory(modelOptions.attentionChunkBytes ?? DEFAULT_CHUNK_BYTES_PER_SAMPLE),
+      },
+    };
     const engine = new Engine(
       checkpoint,
       tokenizer,
@@ -105,6 +140,7 @@ export class Engine {
       modelOptions,
       options.limits ?? DEFAULT_LIMITS,
       timings,
+      memory,
     );
     const unet = await engine.models().unet({ loraConvs: false });
     timings.compileMs = performance.now() - t1;
@@ -121,6 +157,16 @@ export class Engine {
       net.catch(() => this.lazy.delete(key));
     }
     return net;
+  }
+
+  /** The model's own image side (UNet sample_size × VAE scale factor): 512 for SD 1.5. */
+  get nativeSize(): number {
+    return nativeImageSize(this.checkpoint.unet.config, this.checkpoint.vae.config);
+  }
+
+  /** The size a request without one gets: the native size, capped by the largest allowed side. */
+  get defaultSize(): number {
+    return defaultImageSize(this.nativeSize, this.limits);
   }
 
   /** Reads a LoRA file against this checkpoint (cached until the file changes). */
@@ -145,6 +191,8 @@ export class Engine {
       vae: this.nets.vae,
       unet: (v) => this.variant('unet', v, (o) => compileDenoiseUNet(ck, o)),
       guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
+      mapsVjp: (v) => this.variant('maps-vjp', v, (o) => compileMapsVjp(ck, o)),
+      memory: this.memory,
       publishedGuidance: (v) =>
         this.variant('published', v, (o) => compileGuidance(ck, { ...o, published: true })),
       schedulerConfig: this.checkpoint.schedulerConfig,

@@ -1,5 +1,6 @@
 // CLoRA's graphs on the UNet: the denoising pass that also returns the aggregated maps,
-// and the guidance pass that returns maps, contrastive loss and ∂loss/∂latent in one run.
+// the guidance pass that returns maps, contrastive loss and ∂loss/∂latent in one run, and
+// the maps' VJP that serves guidance split into chunks of branches.
 // The method owns which layers it reads (those at a quarter of the latent size) and how.
 
 import { type Dim, dimDiv, dimEq, dimMul } from '../graph/dim.ts';
@@ -85,5 +86,36 @@ export async function compileGuidance(
   const [grad] = G.grad([loss], [latent!]);
   graph.output('loss', loss).output('grad', grad).output('maps', maps);
   if (o.published) graph.output('noise', toF32(noise));
+  return { model: await G.compile(graph, o), slots };
+}
+
+/**
+ * The guidance pass for one chunk of branches when all of them do not fit one run. The loss
+ * couples every branch's maps, so a chunk cannot take its own loss; but ∂L/∂z =
+ * Σ_b (∂maps_b/∂z)ᵀ ∂L/∂maps_b is a sum over branches. So the pipeline gets every branch's
+ * maps first, takes L and ∂L/∂maps on the loss graph, and this graph returns one chunk's term:
+ * latent [1, C, H, W] and a cotangent [B, H/4·W/4, 77] → grad [1, C, H, W] and the maps.
+ */
+export async function compileMapsVjp(ck: Checkpoint, o: ModelOptions = {}): Promise<CompiledNetwork> {
+  const c = ck.unet.config;
+  let latent: Tensor | undefined;
+  const { graph, slots, attention, sample } = unetGraph(ck, 'unet_maps_vjp', {
+    ...o,
+    capture: aggregateLayers,
+    sample: (g, batch) => {
+      latent = g.input('latent', 'float32', [1, c.in_channels, 'H', 'W']);
+      return G.expand(latent, [batch, c.in_channels, latent.shape[2], latent.shape[3]]);
+    },
+  });
+  const [, , h, w] = sample.shape;
+  const cotangent = graph.input('maps_cotangent', 'float32', [
+    'B',
+    dimMul(dimDiv(h, ATTENTION_DOWNSCALE), dimDiv(w, ATTENTION_DOWNSCALE)),
+    77,
+  ]);
+  const maps = toF32(aggregate(attention));
+  // ⟨maps, cotangent⟩: its gradient w.r.t. the latent is the maps' VJP with the cotangent
+  const [grad] = G.grad([G.reduceSum(G.mul(maps, cotangent))], [latent!]);
+  graph.output('grad', grad).output('maps', maps);
   return { model: await G.compile(graph, o), slots };
 }

@@ -5,20 +5,39 @@
 
 export type Morphology = 'none' | 'open' | 'close' | 'dilate' | 'erode';
 
-/** Token maps of one branch: [res·res] per token position (row-major h·res + w). */
+/** The attention grid CLoRA reads: a quarter of the latent on each axis (rows = height). */
+export interface AttentionGrid {
+  rows: number;
+  cols: number;
+}
+
+/** The grid of the cross-attention layers at a quarter of a latent of height × width cells. */
+export function attentionGrid(latentHeight: number, latentWidth: number): AttentionGrid {
+  if (latentHeight % 4 !== 0 || latentWidth % 4 !== 0)
+    throw new RangeError(`a ${latentHeight}×${latentWidth} latent has no quarter-size attention grid`);
+  return { rows: latentHeight / 4, cols: latentWidth / 4 };
+}
+
+/** Token maps of one branch: [rows·cols] per token position (row-major r·cols + c). */
 export interface BranchMaps {
-  res: number;
-  /** the map of token position p, length res·res */
+  grid: AttentionGrid;
+  /** the map of token position p, length rows·cols */
   token(p: number): Float32Array;
 }
 
-/** Maps laid out as [res, res, T] (the aggregate's layout) for one branch. */
-export function mapsFromAggregate(data: Float32Array, res: number, tokens: number, offset = 0): BranchMaps {
+/** Maps laid out as [rows, cols, T] (the aggregate's layout) for one branch. */
+export function mapsFromAggregate(
+  data: Float32Array,
+  grid: AttentionGrid,
+  tokens: number,
+  offset = 0,
+): BranchMaps {
+  const cells = grid.rows * grid.cols;
   return {
-    res,
+    grid,
     token(p: number) {
-      const out = new Float32Array(res * res);
-      for (let i = 0; i < res * res; i++) out[i] = data[offset + i * tokens + p];
+      const out = new Float32Array(cells);
+      for (let i = 0; i < cells; i++) out[i] = data[offset + i * tokens + p];
       return out;
     },
   };
@@ -26,7 +45,7 @@ export function mapsFromAggregate(data: Float32Array, res: number, tokens: numbe
 
 /** 1 where the token's map exceeds fraction·max (strict), union over the tokens. */
 export function tokenUnionMask(maps: BranchMaps, positions: readonly number[], fraction: number): Uint8Array {
-  const mask = new Uint8Array(maps.res * maps.res);
+  const mask = new Uint8Array(maps.grid.rows * maps.grid.cols);
   for (const p of positions) {
     const m = maps.token(p);
     let max = Number.NEGATIVE_INFINITY;
@@ -37,44 +56,44 @@ export function tokenUnionMask(maps: BranchMaps, positions: readonly number[], f
   return mask;
 }
 
-function morph3x3(mask: Uint8Array, res: number, grow: boolean): Uint8Array {
+function morph3x3(mask: Uint8Array, { rows, cols }: AttentionGrid, grow: boolean): Uint8Array {
   const out = new Uint8Array(mask.length);
-  for (let y = 0; y < res; y++) {
-    for (let x = 0; x < res; x++) {
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < cols; x++) {
       let hit = !grow;
       for (let dy = -1; dy <= 1; dy++) {
         for (let dx = -1; dx <= 1; dx++) {
           const yy = y + dy;
           const xx = x + dx;
           // Outside the grid counts as background for dilation and as foreground for erosion.
-          const v = yy < 0 || yy >= res || xx < 0 || xx >= res ? !grow : mask[yy * res + xx] === 1;
+          const v = yy < 0 || yy >= rows || xx < 0 || xx >= cols ? !grow : mask[yy * cols + xx] === 1;
           if (grow && v) hit = true;
           if (!grow && !v) hit = false;
         }
       }
-      out[y * res + x] = hit ? 1 : 0;
+      out[y * cols + x] = hit ? 1 : 0;
     }
   }
   return out;
 }
 
-export function applyMorphology(mask: Uint8Array, res: number, op: Morphology): Uint8Array {
+export function applyMorphology(mask: Uint8Array, grid: AttentionGrid, op: Morphology): Uint8Array {
   switch (op) {
     case 'none':
       return mask;
     case 'dilate':
-      return morph3x3(mask, res, true);
+      return morph3x3(mask, grid, true);
     case 'erode':
-      return morph3x3(mask, res, false);
+      return morph3x3(mask, grid, false);
     case 'open':
-      return morph3x3(morph3x3(mask, res, false), res, true);
+      return morph3x3(morph3x3(mask, grid, false), grid, true);
     case 'close':
-      return morph3x3(morph3x3(mask, res, true), res, false);
+      return morph3x3(morph3x3(mask, grid, true), grid, false);
   }
 }
 
 /**
- * Masks [background, lora 1 … lora N] at res×res from each LoRA branch's own maps.
+ * Masks [background, lora 1 … lora N] on the attention grid from each LoRA branch's own maps.
  * @param loraTokens for LoRA i (branch i+1): its token positions in its own prompt
  */
 export function branchMasks(
@@ -83,21 +102,28 @@ export function branchMasks(
   fraction: number,
   morphology: Morphology = 'none',
 ): Uint8Array[] {
-  const res = branchMaps[0].res;
+  const grid = branchMaps[0].grid;
   const loraMasks = loraTokens.map((tokens, i) =>
-    applyMorphology(tokenUnionMask(branchMaps[i + 1], tokens, fraction), res, morphology),
+    applyMorphology(tokenUnionMask(branchMaps[i + 1], tokens, fraction), grid, morphology),
   );
-  const background = new Uint8Array(res * res);
+  const background = new Uint8Array(grid.rows * grid.cols);
   for (let p = 0; p < background.length; p++) background[p] = loraMasks.some((m) => m[p] === 1) ? 0 : 1;
   return [background, ...loraMasks];
 }
 
-/** Nearest-neighbour resize of a res×res mask to size×size (each cell a block when size is a multiple). */
-export function resizeNearest(mask: Uint8Array, res: number, height: number, width: number): Uint8Array {
+/** Nearest-neighbour resize of a grid mask to height×width, per axis (each cell a block when sizes divide). */
+export function resizeNearest(
+  mask: Uint8Array,
+  { rows, cols }: AttentionGrid,
+  height: number,
+  width: number,
+): Uint8Array {
+  if (mask.length !== rows * cols)
+    throw new RangeError(`a mask of ${mask.length} cells is not on a ${rows}×${cols} grid`);
   const out = new Uint8Array(height * width);
   for (let y = 0; y < height; y++) {
-    const sy = Math.floor((y * res) / height);
-    for (let x = 0; x < width; x++) out[y * width + x] = mask[sy * res + Math.floor((x * res) / width)];
+    const sy = Math.floor((y * rows) / height);
+    for (let x = 0; x < width; x++) out[y * width + x] = mask[sy * cols + Math.floor((x * cols) / width)];
   }
   return out;
 }

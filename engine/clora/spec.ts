@@ -77,6 +77,13 @@ export interface SpecLimits {
 
 export const DEFAULT_LIMITS: SpecLimits = { maxLoras: 8, maxSteps: 150, minSize: 64, maxSize: 1024 };
 
+/** The model's own side capped by the largest allowed one, on the 64-pixel lattice sizes use. */
+export function defaultImageSize(native: number, limits: Pick<SpecLimits, 'minSize' | 'maxSize'>): number {
+  const largest = Math.max(64, Math.floor(limits.maxSize / 64) * 64);
+  const onLattice = Math.max(64, Math.round(native / 64) * 64);
+  return Math.max(Math.min(onLattice, largest), Math.min(limits.minSize, largest));
+}
+
 /** Published CLoRA guidance settings, scaled from their 50-step schedule to `steps`. */
 export function defaultGuidance(steps: number): GuidanceOptions {
   const scale = (i: number) => Math.round((i * steps) / 50);
@@ -99,19 +106,25 @@ export function defaultGuidance(steps: number): GuidanceOptions {
 export type SpecInput = Omit<Partial<CompositionSpec>, 'guidance'> &
   Pick<CompositionSpec, 'prompt' | 'subjects'> & { guidance?: Partial<GuidanceOptions> };
 
-/** Fills defaults: 50 DDIM steps, CFG 7.5, 512², the published guidance settings for the step count. */
-export function withDefaults(input: SpecInput): CompositionSpec {
+/** SD 1.5's own image side; an engine states its model's (Engine.defaultSize). */
+export const SD15_IMAGE_SIZE = 512;
+
+/**
+ * Fills defaults: 50 DDIM steps, CFG 7.5, a square of `size` (the model's own size, e.g.
+ * Engine.defaultSize), the published guidance settings for the step count.
+ */
+export function withDefaults(input: SpecInput, size = SD15_IMAGE_SIZE): CompositionSpec {
   const steps = input.steps ?? 50;
   return {
     negative: '',
     seed: 0,
-    width: 512,
-    height: 512,
     cfg: 7.5,
     sampler: 'ddim',
     method: 'clora',
     textEncoderLora: true,
     ...input,
+    width: input.width ?? size,
+    height: input.height ?? size,
     steps,
     subjects: input.subjects.map((s) => ({ ...s, weight: s.weight ?? 1, triggers: s.triggers ?? [] })),
     guidance: { ...defaultGuidance(steps), ...input.guidance },

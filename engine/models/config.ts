@@ -87,6 +87,17 @@ export const SD15_VAE: VaeConfig = {
   sample_size: 512,
 };
 
+/**
+ * The image side the model was trained at, as diffusers' pipelines default to it: the UNet's
+ * sample_size (latent cells) × the VAE's scale factor 2^(levels − 1). SD 1.5: 64 × 8 = 512.
+ */
+export function nativeImageSize(
+  unet: Pick<UNetConfig, 'sample_size'>,
+  vae: Pick<VaeConfig, 'block_out_channels'>,
+): number {
+  return unet.sample_size * 2 ** (vae.block_out_channels.length - 1);
+}
+
 /** Reads a diffusers config.json object over SD 1.5's defaults, keeping only known keys. */
 export function parseConfig<T extends object>(defaults: T, raw: Record<string, unknown>): T {
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };

@@ -2,8 +2,8 @@
 // the engine. Everything — widths, heads, latent size, prompts, LoRAs, schedules — is read
 // from the directory, so any fixture of this format runs, not only ours.
 
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../clora/engine.ts';
 import { compileDenoiseUNet } from '../clora/graphs.ts';
@@ -43,6 +43,40 @@ export function readFixture(dir: string): Fixture {
   return { dir: abs, spec };
 }
 
+/**
+ * `relative` under `dir`, following link files on the way: a fixture may stand for a folder of
+ * another fixture by a small text file holding its relative path (a symbolic link stored as text).
+ */
+export function fixturePath(dir: string, relative: string): string {
+  let at = resolve(dir);
+  for (const part of relative.split(/[\\/]/).filter(Boolean)) {
+    at = join(at, part);
+    for (
+      let hops = 0;
+      hops < 8 && existsSync(at) && statSync(at).isFile() && statSync(at).size < 1024;
+      hops++
+    ) {
+      const target = resolve(dirname(at), readFileSync(at, 'utf8').trim());
+      if (target.includes('\0') || !existsSync(target)) break;
+      at = target;
+    }
+  }
+  return at;
+}
+
+/** A case's latent size, height × width: its own fields, its params', else the fixture's, square or not. */
+export function latentSize(c: Json, fixture: Fixture): { height: number; width: number } {
+  for (const o of [c, c?.params, fixture.spec]) {
+    if (!o) continue;
+    if (typeof o.latent_height === 'number' && typeof o.latent_width === 'number')
+      return { height: o.latent_height, width: o.latent_width };
+    if (typeof o.latent_size === 'number') return { height: o.latent_size, width: o.latent_size };
+  }
+  throw new Error(
+    `case '${c?.id}' states no latent size: give latent_size, or latent_height and latent_width`,
+  );
+}
+
 class Context {
   private enginePromise?: Promise<Engine>;
   private readonly files = new Map<string, SafetensorsFile>();
@@ -58,7 +92,7 @@ class Context {
   }
 
   engine(): Promise<Engine> {
-    this.enginePromise ??= Engine.load({ modelPath: join(this.dir, 'model') });
+    this.enginePromise ??= Engine.load({ modelPath: fixturePath(this.dir, 'model') });
     return this.enginePromise;
   }
 
@@ -94,7 +128,7 @@ class Context {
   }
 
   lora(relative: string) {
-    return { name: relative, path: join(this.dir, relative) };
+    return { name: relative, path: fixturePath(this.dir, relative) };
   }
 
   async close(): Promise<void> {
@@ -110,7 +144,7 @@ function idsTensor(ids: readonly number[], rows: number): ort.Tensor {
 }
 
 const tokenizer: Handler = async (c, ctx) => {
-  const tok = ClipTokenizer.fromDir(join(ctx.dir, 'model', 'tokenizer'));
+  const tok = ClipTokenizer.fromDir(fixturePath(ctx.dir, 'model/tokenizer'));
   const checks: Check[] = [];
   const prompts: Json[] = c.prompts;
   const encoded = prompts.map((p) => tok.encode(p.prompt));
@@ -516,16 +550,17 @@ function maskTokenLists(json: Json): number[][] {
 
 const cloraMasks: Handler = async (c, ctx) => {
   const tol = new Tolerances(c.tolerance ?? {});
-  const mapsShape = ctx.shape(c.file, 'maps'); // [branches, res, res, T]
-  const [branches, res, , tokens] = mapsShape;
+  const mapsShape = ctx.shape(c.file, 'maps'); // [branches, rows, cols, T]
+  const [branches, rows, cols, tokens] = mapsShape;
+  const grid = { rows, cols };
   const maps = ctx.tensor(c.file, 'maps');
   const perBranch = Array.from({ length: branches }, (_, k) =>
-    mapsFromAggregate(maps, res, tokens, k * res * res * tokens),
+    mapsFromAggregate(maps, grid, tokens, k * rows * cols * tokens),
   );
   const masks = branchMasks(perBranch, maskTokenLists(c.mask_tokens), c.mask_threshold_fraction ?? 0.3);
-  const size = ctx.fixture.spec.latent_size;
-  const resized = masks.map((m) => resizeNearest(m, res, size, size));
-  const epsShape = ctx.shape(c.file, 'eps_cond'); // [branches, 1, C, L, L]
+  const size = latentSize(c, ctx.fixture);
+  const resized = masks.map((m) => resizeNearest(m, grid, size.height, size.width));
+  const epsShape = ctx.shape(c.file, 'eps_cond'); // [branches, 1, C, H, W]
   const channels = epsShape[2];
   const split = (data: Float32Array) =>
     Array.from({ length: branches }, (_, k) =>
@@ -586,7 +621,7 @@ const clora: Handler = async (c, ctx) => {
     update: p.latent_update_steps > 0,
   };
   const initial = ctx.tensor(c.file, 'initial_latent');
-  const size = p.latent_size ?? ctx.fixture.spec.latent_size;
+  const size = latentSize(c, ctx.fixture);
   const traces = new Map<string, Float32Array[]>();
   await runPlan(
     engine.models(),
@@ -595,8 +630,8 @@ const clora: Handler = async (c, ctx) => {
       steps: p.num_inference_steps,
       cfg: p.guidance_scale,
       sampler: samplerFor({ scheduler_class: p.scheduler, config: {} }),
-      width: size * 8,
-      height: size * 8,
+      width: size.width * 8,
+      height: size.height * 8,
       seed: 0,
       initialLatent: initial,
       textEncoderLora: true,
@@ -648,9 +683,9 @@ const clora: Handler = async (c, ctx) => {
 
 const checkpoint: Handler = async (c, ctx) => {
   const single = openCheckpoint(resolve(ctx.dir, 'reference', c.file), {
-    tokenizerDir: join(ctx.dir, 'model', 'tokenizer'),
+    tokenizerDir: fixturePath(ctx.dir, 'model/tokenizer'),
   });
-  const folder = openCheckpoint(join(ctx.dir, 'model'));
+  const folder = openCheckpoint(fixturePath(ctx.dir, 'model'));
   const checks: Check[] = [];
   const parts = [
     ['unet', single.unet.weights, folder.unet.weights],

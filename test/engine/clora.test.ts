@@ -59,7 +59,7 @@ describe('CLoRA composition on the tiny model', () => {
     finite(result);
     const [background, ...loras] = result.masks;
     assert.equal(loras.length, 2);
-    assert.equal(result.res, 128 / 8 / 4);
+    assert.deepEqual(result.grid, { rows: 128 / 8 / 4, cols: 128 / 8 / 4 });
     for (let p = 0; p < background.length; p++) {
       const claimed = loras.some((m) => m[p] === 1);
       assert.equal(background[p], claimed ? 0 : 1, `pixel ${p}`);

@@ -1,6 +1,7 @@
 // The bot's commands end to end on the in-process queue and the engine thread with the
 // tiny model: compose → progress → image and buttons; rerun gives the same bytes, a new
-// seed another image; masks, merge, tweak and cancel; user errors never reach the queue.
+// seed another image; masks, merge, tweak and cancel; the model's own size by default and
+// non-square sizes with their masks; user errors never reach the queue.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -154,6 +155,44 @@ describe('compose through the queue and the engine thread', () => {
       end.reply.kind === 'progress' && end.reply.progress.state === 'cancelled',
       'the final reply is not "cancelled"',
     );
+  });
+
+  it('composes at the model’s own size without --size, and wide or tall pictures with their masks', async () => {
+    const sizeOf = (r: MessageReply) => r.card!.fields.find((f) => f.name === 'Size')!.value;
+    const pngSize = (data: Uint8Array) => {
+      const png = Buffer.from(data);
+      return [png.readUInt32BE(16), png.readUInt32BE(20)];
+    };
+    const native = await finish(
+      await app.commands.compose('cat:<tabby> penguin:<plush> in a house --seed 3 --steps 2', alice),
+    );
+    assert.equal(sizeOf(native.final), '256×256');
+    assert.deepEqual(pngSize(native.final.images![0].data), [256, 256]);
+    for (const [width, height] of [
+      [384, 256],
+      [256, 384],
+    ]) {
+      const done = await finish(
+        await app.commands.compose(
+          `cat:<tabby> penguin:<plush> in a house --seed 3 --steps 2 --size ${width}x${height} --masks`,
+          alice,
+        ),
+      );
+      const r = done.final;
+      assert.equal(sizeOf(r), `${width}×${height}`);
+      assert.deepEqual(pngSize(r.images![0].data), [width, height]);
+      assert.equal(r.images?.length, 2, 'no mask picture');
+      const [mw, mh] = pngSize(r.images![1].data);
+      // the picture with its overlays, a legend below it
+      assert.ok(mw === width && mh >= height, `mask picture ${mw}×${mh} for ${width}×${height}`);
+      const value = (await app.queue.get(done.jobId))!.result!.value;
+      const shares = value.maskShares!;
+      assert.equal(shares.length, 3);
+      assert.ok(shares.every((m) => Number.isFinite(m.share)));
+      // every cell of the grid has an owner (LoRAs may overlap)
+      assert.ok(shares.reduce((a, m) => a + m.share, 0) >= 1 - 1e-9, 'the masks leave cells unowned');
+      assert.ok(value.loss && Number.isFinite(value.loss.first) && Number.isFinite(value.loss.last));
+    }
   });
 
   it('answers user errors at once, ephemerally, without a job', async () => {

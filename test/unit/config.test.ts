@@ -47,6 +47,7 @@ describe('loadConfig', () => {
       threads: 0,
       dtype: 'float32',
       optimization: 'all',
+      memoryBudgetMb: undefined,
       clipSkip: 0,
       guidanceIterations: 20,
       guidanceLossThreshold: undefined,
@@ -62,6 +63,17 @@ describe('loadConfig', () => {
     assert.equal(c.logLevel, 'info');
     assert.equal(c.discord, undefined);
     assert.equal(c.slack, undefined);
+  });
+
+  test('takes a memory budget in MiB for the batches, and refuses one too small to hold a model', () => {
+    assert.equal(
+      loadConfig({ ENGINE_MEMORY_BUDGET_MB: '24576' }, { cwd: work }).engine.memoryBudgetMb,
+      24576,
+    );
+    assert.throws(
+      () => loadConfig({ ENGINE_MEMORY_BUDGET_MB: '100' }, { cwd: work }),
+      /ENGINE_MEMORY_BUDGET_MB/,
+    );
   });
 
   test('reads numbers and choices from the environment; an empty variable counts as unset', () => {

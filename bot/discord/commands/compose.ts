@@ -76,7 +76,9 @@ export const compose: SlashCommand = {
       .addStringOption((o) =>
         o
           .setName('size')
-          .setDescription(`Width x height, multiples of 64 from ${limits.minSide} to ${limits.maxSide}`)
+          .setDescription(
+            `Width x height, multiples of 64 from ${limits.minSide} to ${limits.maxSide} (default: the model's own)`,
+          )
           .setAutocomplete(true)
           .setMaxLength(11),
       )
@@ -137,7 +139,7 @@ export const compose: SlashCommand = {
     const focused = interaction.options.getFocused(true);
     const choices =
       focused.name === 'size'
-        ? sizeChoices(String(focused.value), deps.limits)
+        ? sizeChoices(String(focused.value), deps.limits, deps.app.commands.settings.defaults.width)
         : promptChoices(String(focused.value), deps.app.library.names());
     await interaction.respond(choices);
   },
