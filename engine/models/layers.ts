@@ -14,6 +14,8 @@ export interface ModelContext {
   /** prefix for graph weight names, so several networks can share one graph */
   namespace: string;
   lora?: LoraSlots;
+  /** weights to read as graph inputs (named as in the graph) instead of constants, so a training graph can differentiate them */
+  trainable?: (name: string) => boolean;
 }
 
 export class MissingWeightError extends Error {
@@ -22,7 +24,7 @@ export class MissingWeightError extends Error {
 
 const paramCache = new WeakMap<G.Graph, Map<string, Tensor>>();
 
-/** The weight tensor `name` of the checkpoint, as a graph constant (one per graph). */
+/** The weight tensor `name` of the checkpoint, as a graph constant or a trainable input (one per graph). */
 export function param(ctx: ModelContext, name: string): Tensor {
   let cache = paramCache.get(ctx.graph);
   if (!cache) {
@@ -37,12 +39,10 @@ export function param(ctx: ModelContext, name: string): Tensor {
       `the checkpoint has no weight '${name}' (needed by ${ctx.namespace || 'the model'}); is it a Stable Diffusion 1.x checkpoint?`,
     );
   }
-  const t = ctx.graph.weight(
-    key,
-    ctx.dtype,
-    ctx.weights.shape(name),
-    ctx.weights.weightData(name, ctx.dtype),
-  );
+  const shape = ctx.weights.shape(name);
+  const t = ctx.trainable?.(name)
+    ? ctx.graph.input(key, ctx.dtype, shape)
+    : ctx.graph.weight(key, ctx.dtype, shape, ctx.weights.weightData(name, ctx.dtype));
   cache.set(key, t);
   return t;
 }
