@@ -19,7 +19,8 @@ export const WORLD_UNET: UNetConfig = {
   layers_per_block: 1,
   attention_head_dim: 1,
   cross_attention_dim: 32,
-  norm_num_groups: 8,
+  // Several channels a group: a group of one or two channels would normalise away absolute values.
+  norm_num_groups: 4,
   sample_size: WORLD_LATENT,
 };
 
@@ -27,7 +28,7 @@ export const WORLD_VAE: VaeConfig = {
   ...SD15_VAE,
   block_out_channels: [8, 8, 16, 32],
   layers_per_block: 1,
-  norm_num_groups: 8,
+  norm_num_groups: 2,
   sample_size: WORLD_LATENT * 8,
 };
 
