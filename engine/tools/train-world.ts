@@ -58,7 +58,7 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const WORLD_RECIPE = {
   vae: { batch: 2, crop: 16, learningRate: 2e-3, warmup: 50, latentNoise: 0.1 },
   unet: {
-    batch: 16,
+    batch: 8,
     learningRate: 1e-3,
     warmup: 200,
     captionDropout: 0.1,

@@ -107,8 +107,9 @@ export function drawScene(seed: number, options: SceneOptions = {}): Scene {
       };
     });
     const [a, b] = subjects;
-    // Apart enough that neither hides the other; after many tries, shrink instead.
-    if (!b || Math.hypot(a.x - b.x, a.y - b.y) > (a.size + b.size) / 2 + 1) return { place, subjects };
+    // Bounding boxes a cell apart, so neither hides or touches the other; after many tries, shrink instead.
+    const gap = (a.size + (b?.size ?? 0)) / 2 + 1;
+    if (!b || Math.abs(a.x - b.x) > gap || Math.abs(a.y - b.y) > gap) return { place, subjects };
     if (attempt > 50) for (const s of subjects) s.size *= 0.95;
   }
 }

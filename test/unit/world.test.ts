@@ -13,6 +13,7 @@ import { ClipTokenizer } from '../../engine/tokenizer/clip-tokenizer.ts';
 import { TensorStore } from '../../engine/training/tensor-store.ts';
 import { SD15_SCHEDULER_CONFIG } from '../../engine/weights/family.ts';
 import { captionTokens } from '../../engine/world/captions.ts';
+import { detectSubjects } from '../../engine/world/detector.ts';
 import { AttentionLoraSlots, initialFactors, kohyaLora } from '../../engine/world/lora.ts';
 import { objectFraction } from '../../engine/world/maps.ts';
 import { initialUNet, WORLD_UNET } from '../../engine/world/model.ts';
@@ -30,6 +31,7 @@ import {
   GRID,
   inside,
   LORA_LOOKS,
+  lookOf,
   PLACE_COLOURS,
 } from '../../engine/world/scene.ts';
 import { SUPERVISED_GRIDS, TOKENS, unetBatch, unetTrainingGraph } from '../../engine/world/training.ts';
@@ -53,7 +55,8 @@ describe('the world', () => {
       if (b) {
         pairs++;
         assert.notEqual(a.subject, b.subject);
-        assert.ok(Math.hypot(a.x - b.x, a.y - b.y) > (a.size + b.size) / 2, `seed ${seed}: subjects overlap`);
+        const gap = (a.size + b.size) / 2;
+        assert.ok(Math.abs(a.x - b.x) > gap || Math.abs(a.y - b.y) > gap, `seed ${seed}: subjects touch`);
       }
     }
     assert.ok(pairs > 60 && pairs < 140, `${pairs} of 200 scenes have two subjects`);
@@ -185,5 +188,30 @@ describe('the world', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the world’s detector', () => {
+  it('finds every subject of drawn scenes with its shape and look', () => {
+    let subjects = 0;
+    for (let seed = 0; seed < 24; seed++) {
+      const triggers =
+        seed % 3 === 0 ? { cat: 'sks' as const } : seed % 3 === 1 ? { penguin: 'ohwx' as const } : {};
+      const scene = drawScene(seed, { triggers });
+      const found = detectSubjects(sceneImage(scene), 256, 256);
+      const want = scene.subjects.map((s) => `${s.subject}/${lookOf(s).name}`).sort();
+      assert.deepEqual(
+        found.map((d) => `${d.subject}/${d.look}`).sort(),
+        want,
+        `seed ${seed}: ${caption(scene)}`,
+      );
+      subjects += want.length;
+    }
+    assert.ok(subjects > 30);
+  });
+
+  it('finds nothing in an empty place', () => {
+    const scene = { place: 'beach' as const, subjects: [] };
+    assert.deepEqual(detectSubjects(sceneImage(scene), 256, 256), []);
   });
 });
