@@ -43,6 +43,8 @@ const SUBJECT_COLOURS: Rgb[] = LOOKS.flatMap(lookColours);
 const TOLERANCE = 0.35;
 /** Regions smaller than this many pixels are noise, not subjects (the smallest subject is ~4000). */
 const MIN_AREA = 400;
+/** Regions larger than this share of the picture are a smeared background, not a subject (the largest is ~0.25). */
+const MAX_SHARE = 0.35;
 
 const distance = (a: ArrayLike<number>, b: Rgb) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 
@@ -94,7 +96,7 @@ export function detectSubjects(image: Float32Array, width: number, height: numbe
         }
       }
     }
-    if (area < MIN_AREA) continue;
+    if (area < MIN_AREA || area > MAX_SHARE * plane) continue;
     const fill = area / ((x1 - x0 + 1) * (y1 - y0 + 1));
     const shape = shapeOfFill(fill);
     const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
