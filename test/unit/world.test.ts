@@ -11,12 +11,15 @@ import { readLora } from '../../engine/lora/file.ts';
 import { trainingSchedule } from '../../engine/schedulers/schedule.ts';
 import { ClipTokenizer } from '../../engine/tokenizer/clip-tokenizer.ts';
 import { TensorStore } from '../../engine/training/tensor-store.ts';
+import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { SD15_SCHEDULER_CONFIG } from '../../engine/weights/family.ts';
 import { captionTokens } from '../../engine/world/captions.ts';
+import { WorldSampler } from '../../engine/world/check.ts';
 import { detectSubjects } from '../../engine/world/detector.ts';
+import { TEXT_ENCODER_FILE, UNET_FILE, VAE_FILE, writeModelConfigs } from '../../engine/world/files.ts';
 import { AttentionLoraSlots, initialFactors, kohyaLora } from '../../engine/world/lora.ts';
 import { objectFraction } from '../../engine/world/maps.ts';
-import { initialUNet, WORLD_UNET } from '../../engine/world/model.ts';
+import { initialUNet, initialVaeDecoder, WORLD_UNET, WORLD_VAE } from '../../engine/world/model.ts';
 import {
   colourOfCode,
   latentCode,
@@ -213,5 +216,43 @@ describe('the world’s detector', () => {
   it('finds nothing in an empty place', () => {
     const scene = { place: 'beach' as const, subjects: [] };
     assert.deepEqual(detectSubjects(sceneImage(scene), 256, 256), []);
+  });
+});
+
+describe('the world model on disk', () => {
+  it('opens as an SD 1.5 diffusers folder the engine samples from, with maps for each subject', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'world-model-'));
+    try {
+      const fixture = join(fixtureDir(), 'model');
+      writeModelConfigs(
+        dir,
+        WORLD_UNET,
+        WORLD_VAE,
+        join(fixture, 'text_encoder', 'config.json'),
+        join(fixture, 'tokenizer'),
+      );
+      writeFileSync(join(dir, UNET_FILE), initialUNet(WORLD_UNET, 0).encode({ format: 'pt' }));
+      writeFileSync(join(dir, VAE_FILE), initialVaeDecoder(WORLD_VAE, 0).encode({ format: 'pt' }));
+      writeFileSync(
+        join(dir, TEXT_ENCODER_FILE),
+        TensorStore.read(join(fixture, TEXT_ENCODER_FILE)).encode({}, { dtype: 'F16' }),
+      );
+      const ck = openCheckpoint(dir);
+      assert.deepEqual(ck.unet.config.down_block_types, WORLD_UNET.down_block_types);
+      const sampler = await WorldSampler.open(ck);
+      try {
+        const s = await sampler.sample({ subjects: ['cat', 'dog'], place: 'forest' }, 3, 2);
+        assert.equal(s.image.length, 3 * 256 * 256);
+        assert.equal(s.maps.length, 2);
+        for (const map of s.maps) {
+          assert.equal(map.length, 64);
+          assert.ok(map.every((v) => v > 0 && v < 1));
+        }
+      } finally {
+        await sampler.release();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
