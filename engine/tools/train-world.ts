@@ -4,7 +4,7 @@
 // resumable: every batch is a function of (seed, phase, step), so stopping (Ctrl-C,
 // `timeout`) and starting again continues the same run.
 // Usage: npm run train-world -- [--out assets/world] [--seed 0] [--vae-steps 300]
-//        [--unet-steps 20000] [--lora-steps 400] [--minutes 0] [--threads 2] [--checkpoint-every 50]
+//        [--unet-steps 20000] [--lora-steps 400] [--minutes 0] [--threads 1] [--checkpoint-every 50]
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -336,7 +336,8 @@ async function main(): Promise<void> {
       'unet-steps': { type: 'string', default: '20000' },
       'lora-steps': { type: 'string', default: '400' },
       minutes: { type: 'string', default: '0' },
-      threads: { type: 'string', default: '2' },
+      // One intra-op thread: on a shared machine a second one mostly waits for the first.
+      threads: { type: 'string', default: '1' },
       'checkpoint-every': { type: 'string', default: '50' },
     },
   });
