@@ -152,6 +152,39 @@ describe('training with the engine', () => {
     }
   });
 
+  it('a run stopped, saved and resumed takes the same steps as one that never stopped', async () => {
+    const straight = randomStore(5, SHAPES);
+    const resumedParams = randomStore(5, SHAPES);
+    const feeds = [feedsFor(1), feedsFor(2), feedsFor(3), feedsFor(4)];
+    const a = await smallNetwork(straight, () => true);
+    const b = await smallNetwork(resumedParams, () => true);
+    try {
+      const one = new AdamW(straight, new TensorStore('m'));
+      for (const f of feeds) await a.run(f, one, 0.01);
+      const first = new AdamW(resumedParams, new TensorStore('m'));
+      for (const f of feeds.slice(0, 2)) await b.run(f, first, 0.01);
+      // Save and reload parameters and moments as train-world does, then go on.
+      const dir = mkdtempSync(join(tmpdir(), 'resume-'));
+      try {
+        writeFileSync(join(dir, 'p.safetensors'), resumedParams.encode());
+        writeFileSync(join(dir, 'm.safetensors'), first.moments.encode());
+        const reloaded = TensorStore.read(join(dir, 'p.safetensors'));
+        for (const name of reloaded.names()) resumedParams.float32(name).set(reloaded.float32(name));
+        const second = new AdamW(resumedParams, TensorStore.read(join(dir, 'm.safetensors')));
+        second.steps = 2;
+        for (const f of feeds.slice(2)) await b.run(f, second, 0.01);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      for (const name of straight.names()) {
+        assert.deepEqual([...resumedParams.float32(name)], [...straight.float32(name)], name);
+      }
+    } finally {
+      await a.release();
+      await b.release();
+    }
+  });
+
   it('parameters round-trip through safetensors, in float32 exactly and float16 closely', () => {
     const store = randomStore(3, SHAPES);
     const dir = mkdtempSync(join(tmpdir(), 'tensor-store-'));

@@ -117,6 +117,23 @@ describe('the world', () => {
     }
   });
 
+  it('draws a training batch from (seed, step) alone, so a resumed run replays it', () => {
+    const tok = tokenizer();
+    const alphas = trainingSchedule(SD15_SCHEDULER_CONFIG as never).alphasCumprod;
+    const settings = { batch: 3, captionDropout: 0.1, placeWeight: 0.5 };
+    const tokens = (scene: Parameters<typeof captionTokens>[1]) => captionTokens(tok, scene);
+    const a = unetBatch(7, 120, settings, alphas, tokens);
+    const b = unetBatch(7, 120, settings, alphas, tokens);
+    const c = unetBatch(7, 121, settings, alphas, tokens);
+    assert.deepEqual(a.noisy, b.noisy);
+    assert.deepEqual(a.timesteps, b.timesteps);
+    assert.deepEqual(
+      a.samples.map((s) => s.caption?.text),
+      b.samples.map((s) => s.caption?.text),
+    );
+    assert.notDeepEqual(a.noisy, c.noisy);
+  });
+
   it('localisation weights reward maps on their subjects and are indifferent to flat maps', () => {
     const tok = tokenizer();
     const alphas = trainingSchedule(SD15_SCHEDULER_CONFIG as never).alphasCumprod;
