@@ -99,6 +99,7 @@ export function detectSubjects(image: Float32Array, width: number, height: numbe
     if (area < MIN_AREA || area > MAX_SHARE * plane) continue;
     const fill = area / ((x1 - x0 + 1) * (y1 - y0 + 1));
     const shape = shapeOfFill(fill);
+    if (!wellFormed(mask, width, { x0, y0, x1, y1 }, fill, shape)) continue;
     const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
     // The look whose colours sit closest to the region's pixels on average (stripes count both colours).
     const pixels: number[][] = [];
@@ -120,4 +121,34 @@ export function detectSubjects(image: Float32Array, width: number, height: numbe
     });
   }
   return found.sort((a, b) => b.area - a.area);
+}
+
+/**
+ * Whether a region is drawn like the world's subjects rather than a blob: about as wide as
+ * tall, filling its box as a shape does, and a triangle narrow at the top and wide at the base.
+ */
+function wellFormed(
+  mask: Uint8Array,
+  width: number,
+  box: { x0: number; y0: number; x1: number; y1: number },
+  fill: number,
+  shape: Shape,
+): boolean {
+  const w = box.x1 - box.x0 + 1;
+  const h = box.y1 - box.y0 + 1;
+  if (w / h < 0.7 || w / h > 1.45 || fill < 0.4) return false;
+  if (shape !== 'triangle') return true;
+  const rowWidth = (y: number) => {
+    let n = 0;
+    for (let x = box.x0; x <= box.x1; x++) n += mask[y * width + x];
+    return n;
+  };
+  const quarter = Math.max(1, Math.floor(h / 4));
+  let top = 0;
+  let bottom = 0;
+  for (let i = 0; i < quarter; i++) {
+    top += rowWidth(box.y0 + i);
+    bottom += rowWidth(box.y1 - i);
+  }
+  return top < 0.5 * bottom;
 }

@@ -230,6 +230,19 @@ describe('the world’s detector', () => {
     assert.ok(subjects > 30);
   });
 
+  it('takes no blob for a subject: a long bar, or a triangle standing on its apex', () => {
+    const side = 256;
+    const image = sceneImage({ place: 'house', subjects: [] });
+    const paint = (inside: (x: number, y: number) => boolean, rgb: readonly number[]) => {
+      for (let y = 0; y < side; y++)
+        for (let x = 0; x < side; x++)
+          if (inside(x, y)) for (let c = 0; c < 3; c++) image[(c * side + y) * side + x] = rgb[c] * 2 - 1;
+    };
+    paint((x, y) => x >= 20 && x < 140 && y >= 20 && y < 50, BASE_LOOK.cat.colour);
+    paint((x, y) => y >= 120 && y < 220 && Math.abs(x - 180) <= (220 - y) / 2, BASE_LOOK.dog.colour);
+    assert.deepEqual(detectSubjects(image, side, side), []);
+  });
+
   it('finds nothing in an empty place', () => {
     const scene = { place: 'beach' as const, subjects: [] };
     assert.deepEqual(detectSubjects(sceneImage(scene), 256, 256), []);
