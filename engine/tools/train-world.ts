@@ -39,7 +39,8 @@ import {
 } from '../world/lora.ts';
 import { objectFraction } from '../world/maps.ts';
 import { initialUNet, initialVaeDecoder, WORLD_UNET, WORLD_VAE } from '../world/model.ts';
-import { LORA_LOOKS, type Trigger } from '../world/scene.ts';
+import { LATENT_CHANNELS } from '../world/render.ts';
+import { GRID, LORA_LOOKS, type Trigger } from '../world/scene.ts';
 import { CaptionEncoder } from '../world/text.ts';
 import {
   SUPERVISED_GRIDS,
@@ -225,7 +226,7 @@ export async function trainWorld(o: RunOptions): Promise<void> {
         const b = vaeBatch(o.seed, step, v.batch, v.crop, v.latentNoise);
         return {
           feeds: {
-            latents: G.hostTensor('float32', b.latents, [v.batch, 4, v.crop, v.crop]),
+            latents: G.hostTensor('float32', b.latents, [v.batch, LATENT_CHANNELS, v.crop, v.crop]),
             image: G.hostTensor('float32', b.images, [v.batch, 3, v.crop * 8, v.crop * 8]),
           },
         };
@@ -255,8 +256,8 @@ export async function trainWorld(o: RunOptions): Promise<void> {
     for (const [i, s] of b.samples.entries())
       context.set(await encoder.encode(s.caption?.text ?? ''), i * TOKENS * width);
     const feeds: Record<string, G.HostTensor> = {
-      noisy: G.hostTensor('float32', b.noisy, [B, 4, 32, 32]),
-      noise: G.hostTensor('float32', b.noise, [B, 4, 32, 32]),
+      noisy: G.hostTensor('float32', b.noisy, [B, LATENT_CHANNELS, GRID, GRID]),
+      noise: G.hostTensor('float32', b.noise, [B, LATENT_CHANNELS, GRID, GRID]),
       timestep: G.hostTensor('float32', b.timesteps, [B]),
       context: G.hostTensor('float32', context, [B, TOKENS, width]),
     };
