@@ -1,7 +1,7 @@
 // npm run world-check: samples the world model on fixed prompts and seeds and prints what
 // CLoRA depends on — subjects present, each subject token's map peak inside its subject,
 // its map mass on the subject against chance — and writes the pictures as one grid.
-// Usage: npm run world-check -- [--model assets/world/model] [--seeds 4] [--steps 20] [--out out/world-check]
+// Usage: npm run world-check -- [--model assets/world/model] [--seeds 4] [--steps 20] [--cfg 7.5] [--out out/world-check]
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       model: { type: 'string', default: join(repoRoot, 'assets', 'world', 'model') },
       seeds: { type: 'string', default: '4' },
       steps: { type: 'string', default: '20' },
+      cfg: { type: 'string', default: '7.5' },
       threads: { type: 'string', default: '1' },
       out: { type: 'string', default: 'out/world-check' },
     },
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   try {
     for (const prompt of CHECK_PROMPTS) {
       for (let seed = 0; seed < seeds; seed++) {
-        const s = await sampler.sample(prompt, seed, steps);
+        const s = await sampler.sample(prompt, seed, steps, Number(values.cfg));
         samples.push(s);
         const found = s.detections.map((d) => `${d.subject}/${d.look}`).join(', ') || 'nothing';
         console.log(`${promptText(prompt)} (seed ${seed}): found ${found}`);
