@@ -20,6 +20,8 @@ import { TensorStore } from '../training/tensor-store.ts';
 import { SD15_SCHEDULER_CONFIG } from '../weights/family.ts';
 import { captionTokens } from '../world/captions.ts';
 import {
+  copyTextParts,
+  hasTextParts,
   LORA_DIR,
   MODEL_DIR,
   TEXT_ENCODER_FILE,
@@ -188,21 +190,11 @@ export async function trainWorld(o: RunOptions): Promise<void> {
   const dir = resolve(o.out);
   const modelDir = join(dir, MODEL_DIR);
   const progress = readProgress(join(dir, TRAINING_DIR, 'progress.json'), o.seed);
-  const fixtureModel = resolve(defaultTokenizerDir(), '..');
-  const tokenizerDir = join(fixtureModel, 'tokenizer');
-  writeModelConfigs(
-    modelDir,
-    WORLD_UNET,
-    WORLD_VAE,
-    join(fixtureModel, 'text_encoder', 'config.json'),
-    tokenizerDir,
-  );
-  // The fixture's random text encoder, frozen, stored in half precision (it is the bulk of the files).
+  writeModelConfigs(modelDir, WORLD_UNET, WORLD_VAE);
+  // The tiny fixture's random text encoder, frozen, and the CLIP tokenizer: copied once, then the folder's own.
+  if (!hasTextParts(modelDir)) copyTextParts(modelDir, resolve(defaultTokenizerDir(), '..'));
+  const tokenizerDir = join(modelDir, 'tokenizer');
   const textPath = join(modelDir, TEXT_ENCODER_FILE);
-  if (!existsSync(textPath)) {
-    const fixture = TensorStore.read(join(fixtureModel, TEXT_ENCODER_FILE));
-    writeAtomically(textPath, fixture.encode({ format: 'pt' }, { dtype: 'F16' }));
-  }
   // Both networks are on disk from the start, so the folder opens as a model at any point of the run.
   const unetPath = join(modelDir, UNET_FILE);
   const unet = loadOrInit(unetPath, () => initialUNet(WORLD_UNET, o.seed));

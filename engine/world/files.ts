@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { UNetConfig, VaeConfig } from '../models/config.ts';
+import { TensorStore } from '../training/tensor-store.ts';
 import { SD15_SCHEDULER_CONFIG } from '../weights/family.ts';
 
 export const MODEL_DIR = 'model';
@@ -24,14 +25,8 @@ export function writeAtomically(path: string, data: Uint8Array | string): void {
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 
-/** model_index.json, the configs, the scheduler and the tokenizer of the world's diffusers folder. */
-export function writeModelConfigs(
-  dir: string,
-  unet: UNetConfig,
-  vae: VaeConfig,
-  textEncoderConfig: string,
-  tokenizerDir: string,
-): void {
+/** model_index.json and the UNet's, the VAE's and the scheduler's configs of the world's diffusers folder. */
+export function writeModelConfigs(dir: string, unet: UNetConfig, vae: VaeConfig): void {
   writeAtomically(
     join(dir, 'model_index.json'),
     json({
@@ -57,10 +52,29 @@ export function writeModelConfigs(
     }),
   );
   writeAtomically(join(dir, 'scheduler', 'scheduler_config.json'), json(SD15_SCHEDULER_CONFIG));
-  writeAtomically(join(dir, 'text_encoder', 'config.json'), readFileSync(textEncoderConfig));
+}
+
+/** Whether the folder already holds its frozen text encoder and tokenizer. */
+export function hasTextParts(dir: string): boolean {
+  return [TEXT_ENCODER_FILE, join('text_encoder', 'config.json'), join('tokenizer', 'vocab.json')].every(
+    (f) => existsSync(join(dir, f)),
+  );
+}
+
+/**
+ * Copies a diffusers model's text encoder (stored in half precision: it is the bulk of the
+ * world's files, and it stays frozen) and its CLIP tokenizer into the world's folder.
+ */
+export function copyTextParts(dir: string, from: string): void {
+  writeAtomically(
+    join(dir, 'text_encoder', 'config.json'),
+    readFileSync(join(from, 'text_encoder', 'config.json')),
+  );
+  const weights = TensorStore.read(join(from, TEXT_ENCODER_FILE));
+  writeAtomically(join(dir, TEXT_ENCODER_FILE), weights.encode({ format: 'pt' }, { dtype: 'F16' }));
   mkdirSync(join(dir, 'tokenizer'), { recursive: true });
   for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) {
-    const from = join(tokenizerDir, f);
-    if (existsSync(from)) copyFileSync(from, join(dir, 'tokenizer', f));
+    const source = join(from, 'tokenizer', f);
+    if (existsSync(source)) copyFileSync(source, join(dir, 'tokenizer', f));
   }
 }

@@ -16,7 +16,13 @@ import { SD15_SCHEDULER_CONFIG } from '../../engine/weights/family.ts';
 import { captionTokens } from '../../engine/world/captions.ts';
 import { WorldSampler } from '../../engine/world/check.ts';
 import { detectSubjects } from '../../engine/world/detector.ts';
-import { TEXT_ENCODER_FILE, UNET_FILE, VAE_FILE, writeModelConfigs } from '../../engine/world/files.ts';
+import {
+  copyTextParts,
+  hasTextParts,
+  UNET_FILE,
+  VAE_FILE,
+  writeModelConfigs,
+} from '../../engine/world/files.ts';
 import { AttentionLoraSlots, initialFactors, kohyaLora } from '../../engine/world/lora.ts';
 import { objectFraction } from '../../engine/world/maps.ts';
 import { initialUNet, initialVaeDecoder, WORLD_UNET, WORLD_VAE } from '../../engine/world/model.ts';
@@ -254,19 +260,12 @@ describe('the world model on disk', () => {
     const dir = mkdtempSync(join(tmpdir(), 'world-model-'));
     try {
       const fixture = join(fixtureDir(), 'model');
-      writeModelConfigs(
-        dir,
-        WORLD_UNET,
-        WORLD_VAE,
-        join(fixture, 'text_encoder', 'config.json'),
-        join(fixture, 'tokenizer'),
-      );
+      writeModelConfigs(dir, WORLD_UNET, WORLD_VAE);
+      assert.equal(hasTextParts(dir), false);
+      copyTextParts(dir, fixture);
+      assert.equal(hasTextParts(dir), true);
       writeFileSync(join(dir, UNET_FILE), initialUNet(WORLD_UNET, 0).encode({ format: 'pt' }));
       writeFileSync(join(dir, VAE_FILE), initialVaeDecoder(WORLD_VAE, 0).encode({ format: 'pt' }));
-      writeFileSync(
-        join(dir, TEXT_ENCODER_FILE),
-        TensorStore.read(join(fixture, TEXT_ENCODER_FILE)).encode({}, { dtype: 'F16' }),
-      );
       const ck = openCheckpoint(dir);
       assert.deepEqual(ck.unet.config.down_block_types, WORLD_UNET.down_block_types);
       const sampler = await WorldSampler.open(ck);
