@@ -17,6 +17,8 @@ export interface ModelContext {
   lora?: LoraSlots;
   /** the attention kernel; unset materialises every layer's probabilities */
   attention?: AttentionSettings;
+  /** weights to read as graph inputs (named as in the graph) instead of constants, so a training graph can differentiate them */
+  trainable?: (name: string) => boolean;
 }
 
 export class MissingWeightError extends Error {
@@ -25,7 +27,7 @@ export class MissingWeightError extends Error {
 
 const paramCache = new WeakMap<G.Graph, Map<string, Tensor>>();
 
-/** The weight tensor `name` of the checkpoint, as a graph constant (one per graph). */
+/** The weight tensor `name` of the checkpoint, as a graph constant or a trainable input (one per graph). */
 export function param(ctx: ModelContext, name: string): Tensor {
   let cache = paramCache.get(ctx.graph);
   if (!cache) {
@@ -40,12 +42,10 @@ export function param(ctx: ModelContext, name: string): Tensor {
       `the checkpoint has no weight '${name}' (needed by ${ctx.namespace || 'the model'}); is it a Stable Diffusion 1.x checkpoint?`,
     );
   }
-  const t = ctx.graph.weight(
-    key,
-    ctx.dtype,
-    ctx.weights.shape(name),
-    ctx.weights.weightData(name, ctx.dtype),
-  );
+  const shape = ctx.weights.shape(name);
+  const t = ctx.trainable?.(name)
+    ? ctx.graph.input(key, ctx.dtype, shape)
+    : ctx.graph.weight(key, ctx.dtype, shape, ctx.weights.weightData(name, ctx.dtype));
   cache.set(key, t);
   return t;
 }

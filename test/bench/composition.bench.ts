@@ -1,0 +1,161 @@
+// Composition in the world the project trains (npm run train-world; the model and its LoRAs
+// in assets/world): does each subject come out in its own LoRA's look?
+// - the base model's maps: each subject token's map peak inside its subject   (goal ≥ 90 %)
+// - per method (none, merge, composite, clora, clora without update / without mask), over
+//   WORLD_BENCH_SEEDS seeds (default 20): both subjects present, both in their own LoRA's look
+//   (goal: CLoRA ≥ 80 % and ≥ 2× merge), leakage — a subject in the other LoRA's look (goal ≤ 10 %),
+//   and IoU of each LoRA's mask with its subject's region (goal ≥ 0.5).
+// The detector (engine/world/detector.ts) reads colour and shape from the decoded pictures.
+// WORLD_DIR=<folder> benches another train-world output.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine } from '../../engine/clora/engine.ts';
+import { type CompositionSpec, type Method, withDefaults } from '../../engine/clora/spec.ts';
+import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { checkFigures, WorldSampler } from '../../engine/world/check.ts';
+import { detectSubjects } from '../../engine/world/detector.ts';
+import { loraName } from '../../engine/world/lora.ts';
+import { LORA_LOOKS, type Trigger } from '../../engine/world/scene.ts';
+import { repoRoot } from '../fixtures.ts';
+import type { Report } from './harness.ts';
+
+/** WORLD_DIR names another run's folder. */
+const WORLD = process.env.WORLD_DIR ?? join(repoRoot, 'assets', 'world');
+const SEEDS = Number(process.env.WORLD_BENCH_SEEDS ?? 20);
+const STEPS = 20;
+const PAIR: Trigger[] = ['sks', 'ohwx'];
+
+interface Variant {
+  name: string;
+  method: Method;
+  guidance?: Partial<CompositionSpec['guidance']>;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'none', method: 'none' },
+  { name: 'merge', method: 'merge' },
+  { name: 'composite', method: 'composite' },
+  { name: 'clora', method: 'clora' },
+  { name: 'clora without update', method: 'clora', guidance: { update: false } },
+  { name: 'clora without mask', method: 'clora', guidance: { mask: false } },
+];
+
+async function baseMaps(report: Report): Promise<void> {
+  const sampler = await WorldSampler.open(openCheckpoint(join(WORLD, 'model')));
+  const samples = [];
+  try {
+    for (let seed = 0; seed < SEEDS; seed++)
+      samples.push(await sampler.sample({ subjects: ['cat', 'penguin'], place: 'house' }, seed, STEPS));
+  } finally {
+    await sampler.release();
+  }
+  const f = checkFigures(samples);
+  report('world base: both subjects present', 100 * f.allPresent, '%');
+  report('world base: subject map peak inside its subject', 100 * f.peakInside, '%', '≥ 90 %');
+  report(
+    'world base: subject map mass on its subject',
+    100 * f.massOnSubject,
+    '%',
+    `> chance ${(100 * f.chance).toFixed(1)} %`,
+  );
+}
+
+async function methods(report: Report): Promise<void> {
+  const engine = await Engine.load({ modelPath: join(WORLD, 'model'), threads: 2 });
+  try {
+    const loras = PAIR.map((t) => ({
+      trigger: t,
+      ...LORA_LOOKS[t],
+      path: join(WORLD, 'loras', `${loraName(t)}.safetensors`),
+    }));
+    const bothCorrectBy: Record<string, number> = {};
+    for (const v of VARIANTS) {
+      let bothCorrect = 0;
+      let leaked = 0;
+      let iouSum = 0;
+      let iouCount = 0;
+      for (let seed = 0; seed < SEEDS; seed++) {
+        const spec = withDefaults({
+          prompt: 'a cat and a penguin in a house',
+          subjects: loras.map((l) => ({
+            word: l.subject,
+            lora: { name: loraName(l.trigger), path: l.path },
+            weight: 1,
+            triggers: [l.trigger],
+          })),
+          seed,
+          steps: STEPS,
+          width: 256,
+          height: 256,
+          method: v.method,
+          guidance: v.guidance,
+        });
+        const result = await engine.compose(spec);
+        const found = detectSubjects(result.image, result.width, result.height);
+        const looks = loras.map((l) => found.find((d) => d.subject === l.subject));
+        if (looks.every((d, i) => d?.look === loras[i].look.name)) bothCorrect++;
+        if (looks.some((d, i) => d && d.look === loras[1 - i].look.name)) leaked++;
+        looks.forEach((d, i) => {
+          const mask = result.masks[i + 1];
+          if (!d || !mask || v.method !== 'clora') return;
+          iouSum += iou(mask, result.grid.cols, d.mask, result.width); // the world is square
+          iouCount++;
+        });
+      }
+      bothCorrectBy[v.name] = bothCorrect / SEEDS;
+      report(
+        `world ${v.name}: both subjects in their own look`,
+        (100 * bothCorrect) / SEEDS,
+        '%',
+        v.name === 'clora' ? '≥ 80 %' : undefined,
+      );
+      report(
+        `world ${v.name}: leakage`,
+        (100 * leaked) / SEEDS,
+        '%',
+        v.name === 'clora' ? '≤ 10 %' : undefined,
+      );
+      if (iouCount) report(`world ${v.name}: mask IoU with the subject`, iouSum / iouCount, '', '≥ 0.5');
+    }
+    report(
+      'world clora ÷ merge: both in their own look',
+      bothCorrectBy.clora / Math.max(bothCorrectBy.merge, 1 / SEEDS),
+      '×',
+      '≥ 2',
+    );
+  } finally {
+    await engine.close();
+  }
+}
+
+/** IoU of a res×res mask with a side×side region, compared on the mask's grid. */
+function iou(mask: Uint8Array, res: number, region: Uint8Array, side: number): number {
+  const cell = side / res;
+  let inter = 0;
+  let union = 0;
+  for (let p = 0; p < res * res; p++) {
+    const x0 = (p % res) * cell;
+    const y0 = Math.floor(p / res) * cell;
+    let covered = 0;
+    for (let y = y0; y < y0 + cell; y++) for (let x = x0; x < x0 + cell; x++) covered += region[y * side + x];
+    const r = covered / (cell * cell) >= 0.5 ? 1 : 0;
+    if (mask[p] && r) inter++;
+    if (mask[p] || r) union++;
+  }
+  return union ? inter / union : 0;
+}
+
+export async function run(report: Report): Promise<void> {
+  if (!existsSync(join(WORLD, 'model', 'unet'))) {
+    throw new Error('no world model in assets/world/model; train one with npm run train-world');
+  }
+  await baseMaps(report);
+  if (!PAIR.every((t) => existsSync(join(WORLD, 'loras', `${loraName(t)}.safetensors`)))) {
+    console.log(
+      'world: no LoRAs in assets/world/loras yet (train-world writes them after the UNet); methods skipped',
+    );
+    return;
+  }
+  await methods(report);
+}
