@@ -35,7 +35,7 @@ function usage(settings: ComposeSettings, device: string): string {
 compose options (the /compose language; limits from MAX_STEPS, MAX_SIZE, MAX_LORAS):
   --seed N                random unless given
   --steps N               default ${d.steps}, at most ${settings.limits.maxSteps}
-  --size WxH              multiples of 64 from ${settings.limits.minSide} to ${settings.limits.maxSide}; default ${d.width}x${d.height}
+  --size WxH              multiples of 64 from ${settings.limits.minSide} to ${settings.limits.maxSide}; default ${d.width === null || d.height === null ? "the model's own size (512x512 for SD 1.5), at most MAX_SIZE" : `${d.width}x${d.height}`}
   --cfg X                 default ${d.cfg}
   --neg "…"               negative prompt
   --sampler S             default ${d.sampler}
@@ -266,7 +266,11 @@ async function main(): Promise<void> {
   const result = await engine.compose(spec, { onProgress: (p) => process.stderr.write(progressBar(p)) });
   process.stderr.write('\n');
   const rgb = decodedImage(result.image, result.width, result.height);
-  const recipe = await compositionRecipe(engine, result.spec, recipeCommand(request));
+  const recipe = await compositionRecipe(
+    engine,
+    result.spec,
+    recipeCommand({ ...request, width: spec.width, height: spec.height }),
+  );
   writeFileSync(join(o.out, 'image.png'), await encodePng(rgb, recipeText(recipe)));
   const pictures = await renderComposition(result, {
     masks: true,

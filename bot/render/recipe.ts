@@ -12,9 +12,23 @@ export const RECIPE_KEYWORD = 'clora-bot';
 /** Bumped when the JSON's meaning changes; readers refuse versions they do not know. */
 export const RECIPE_FORMAT = 1;
 
-const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+/** The project's package.json: two folders up from source, three from the build in dist/. */
+function projectPackage(): { version: string } {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version: string;
+      };
+      if (pkg.name === 'clora-bot') return pkg;
+    } catch {
+      // not this folder
+    }
+  }
+  throw new Error('clora-bot: package.json not found above bot/render');
+}
+
+const PACKAGE = projectPackage();
 /** "clora-bot 0.1.0", A1111's Version field. */
 export const GENERATOR = `clora-bot ${PACKAGE.version}`;
 

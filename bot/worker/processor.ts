@@ -55,7 +55,8 @@ export function composeProcessor(
       const outcome = await engine.compose(spec, {
         signal: job.signal,
         maxBytes: options.maxBytes,
-        command: recipeCommand(request),
+        // the size used, so the recipe reproduces the picture on a model of another size too
+        command: recipeCommand({ ...request, width: spec.width, height: spec.height }),
         onProgress: (p) => void job.progress(p),
       });
       const blobs: Record<string, Uint8Array> = {};

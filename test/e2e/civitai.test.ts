@@ -87,7 +87,7 @@ describe('/lora add from Civitai on Discord, Slack and the playground', { timeou
     app = await startApp(config, { log: createLogger('silent') });
     await registerCommands(config);
     discord = await startDiscord(app, { rateLimit: { burst: 30, perSecond: 10 } });
-    slack = await startSlack(app, { port: 0, host: '127.0.0.1' });
+    slack = await startSlack(app, { port: 0, host: '127.0.0.1', rateLimit: { burst: 30, perSecond: 10 } });
     events = `http://127.0.0.1:${slack.port}/slack/events`;
     playground = await startPlayground(app);
   });

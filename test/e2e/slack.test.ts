@@ -582,7 +582,11 @@ describe('Slack adapter (Bolt) against a Slack stand-in', { timeout: 240_000 }, 
     const downloads = standIn.downloads.length;
     const remix = await standIn.envelope('interactive', standIn.messageShortcut(picture, 'remix', CAROL));
     assert.ok(remix.ms < 3000);
-    const answer = textOf(await nextEphemeral(from, CAROL, 'the remix'));
+    // as Slack shows it: mrkdwn carries <, > and & escaped
+    const answer = textOf(await nextEphemeral(from, CAROL, 'the remix'))
+      .replaceAll('&lt;', '<')
+      .replaceAll('&gt;', '>')
+      .replaceAll('&amp;', '&');
     assert.match(
       answer,
       /\/compose cat:<tabby> penguin:<plush> in a house --seed 5 --steps 2 --size 256x256 --cfg 7\.5 --sampler ddim --method merge/,

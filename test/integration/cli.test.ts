@@ -137,7 +137,10 @@ describe('npm run compose', { timeout: 300_000 }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^usage: npm run compose/);
     assert.match(run.stdout, /--steps N +default 50, at most 150/);
-    assert.match(run.stdout, /--size WxH +multiples of 64 from 256 to 768; default 512x512/);
+    assert.match(
+      run.stdout,
+      /--size WxH +multiples of 64 from 256 to 768; default the model's own size \(512x512 for SD 1\.5\), at most MAX_SIZE/,
+    );
     assert.match(run.stdout, /--out DIR +default out/);
     assert.match(run.stdout, /--device cpu\|cuda +default cpu/);
     assert.match(run.stdout, /--iterations N +default 20/);

@@ -47,6 +47,8 @@ describe('loadConfig', () => {
       threads: 0,
       dtype: 'float32',
       optimization: 'all',
+      attention: 'chunked',
+      prepackWeights: false,
       memoryBudgetMb: undefined,
       clipSkip: 0,
       guidanceIterations: 20,

@@ -29,7 +29,7 @@ async function pictureWith(command: string) {
 
 describe('recipeCommand', () => {
   it('spells out every setting so a bot with other defaults makes the same picture', () => {
-    const parsed = parseCompose('cat:<tabby> penguin:<plush> in a house --seed 9');
+    const parsed = parseCompose('cat:<tabby> penguin:<plush> in a house --seed 9 --size 512x512');
     assert.ok(parsed.ok);
     const command = recipeCommand(parsed.request);
     assert.equal(
