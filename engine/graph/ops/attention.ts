@@ -5,7 +5,7 @@
 import { dimDiv, dimEq, dimStr, isStatic } from '../dim.ts';
 import { apply, apply1, GraphError, type OpDef, RuleError, type Tensor } from '../graph.ts';
 import { normAxis, requireFloat } from '../rules.ts';
-import { chunkedAttention } from './chunked-attention.ts';
+import { checkQkv, chunkedAttention } from './chunked-attention.ts';
 import { add, mul, sub } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { reduceSum } from './reduce.ts';
@@ -56,22 +56,11 @@ export function mergeHeads(x: Tensor): Tensor {
  */
 const AttentionOp: OpDef<Record<string, never>> = {
   name: 'Attention',
-  infer([q, k, v]) {
-    requireFloat(q);
-    for (const t of [q, k, v])
-      if (t.shape.length !== 4) throw new RuleError('q, k and v must be [B, heads, N, d]');
-    if (q.dtype !== k.dtype || q.dtype !== v.dtype) throw new RuleError('q, k and v must share a dtype');
-    const [b, h, nq, d] = q.shape;
-    const [kb, kh, nk, kd] = k.shape;
-    const [vb, vh, vn, dv] = v.shape;
-    if (![dimEq(b, kb), dimEq(b, vb), dimEq(h, kh), dimEq(h, vh)].every(Boolean)) {
-      throw new RuleError('q, k and v must have the same batch and head axes');
-    }
-    if (!dimEq(d, kd)) throw new RuleError(`q and k head sizes differ (${dimStr(d)} vs ${dimStr(kd)})`);
-    if (!dimEq(nk, vn)) throw new RuleError(`k and v lengths differ (${dimStr(nk)} vs ${dimStr(vn)})`);
+  infer(inputs) {
+    const { b, h, nq, nk, dv } = checkQkv(inputs);
     return [
-      { dtype: q.dtype, shape: [b, h, nq, dv] },
-      { dtype: q.dtype, shape: [b, h, nq, nk] },
+      { dtype: inputs[0].dtype, shape: [b, h, nq, dv] },
+      { dtype: inputs[0].dtype, shape: [b, h, nq, nk] },
     ];
   },
   emit(n, out) {

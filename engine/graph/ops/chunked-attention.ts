@@ -31,7 +31,8 @@ interface ChunkAttrs {
   chunks: number;
 }
 
-function checkQkv([q, k, v]: readonly TensorType[]): { b: Dim; h: Dim; nq: Dim; dv: Dim } {
+/** The shape rule every attention kernel shares: q, k, v [B, heads, N, d] of one float dtype. */
+export function checkQkv([q, k, v]: readonly TensorType[]): { b: Dim; h: Dim; nq: Dim; nk: Dim; dv: Dim } {
   requireFloat(q);
   for (const t of [q, k, v])
     if (t.shape.length !== 4) throw new RuleError('q, k and v must be [B, heads, N, d]');
@@ -44,7 +45,7 @@ function checkQkv([q, k, v]: readonly TensorType[]): { b: Dim; h: Dim; nq: Dim; 
   }
   if (!dimEq(d, kd)) throw new RuleError(`q and k head sizes differ (${dimStr(d)} vs ${dimStr(kd)})`);
   if (!dimEq(nk, vn)) throw new RuleError(`k and v lengths differ (${dimStr(nk)} vs ${dimStr(vn)})`);
-  return { b, h, nq, dv };
+  return { b, h, nq, nk, dv };
 }
 
 function checkChunks(chunks: number, nq: Dim): void {
