@@ -15,7 +15,7 @@ import {
 import { nativeImageSize } from '../models/config.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
-import { compileDenoiseUNet, compileGuidance, compileMapsVjp } from './graphs.ts';
+import { type CLoraNetworks, compileCLoraUNet, compileGuidance } from './graphs.ts';
 import {
   chunkedAttentionMemory,
   defaultMemoryBudget,
@@ -83,6 +83,8 @@ export class Engine {
   private readonly loras = new Map<string, { stamp: string; file: LoraFile }>();
   /** lazily compiled sessions by kind and variant */
   private readonly lazy = new Map<string, Promise<CompiledNetwork>>();
+  /** the denoising, guidance and maps-VJP graphs, one session per LoRA layout */
+  private readonly unets = new Map<string, Promise<CLoraNetworks>>();
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -159,6 +161,17 @@ export class Engine {
     return net;
   }
 
+  private clora(v: UNetVariant): Promise<CLoraNetworks> {
+    const key = String(v.loraConvs);
+    let nets = this.unets.get(key);
+    if (!nets) {
+      nets = compileCLoraUNet(this.checkpoint, { ...this.modelOptions, loraConvs: v.loraConvs });
+      this.unets.set(key, nets);
+      nets.catch(() => this.unets.delete(key));
+    }
+    return nets;
+  }
+
   /** The model's own image side (UNet sample_size × VAE scale factor): 512 for SD 1.5. */
   get nativeSize(): number {
     return nativeImageSize(this.checkpoint.unet.config, this.checkpoint.vae.config);
@@ -189,9 +202,9 @@ export class Engine {
     return {
       textEncoder: this.nets.textEncoder,
       vae: this.nets.vae,
-      unet: (v) => this.variant('unet', v, (o) => compileDenoiseUNet(ck, o)),
-      guidance: (v) => this.variant('guidance', v, (o) => compileGuidance(ck, o)),
-      mapsVjp: (v) => this.variant('maps-vjp', v, (o) => compileMapsVjp(ck, o)),
+      unet: async (v) => (await this.clora(v)).denoise,
+      guidance: async (v) => (await this.clora(v)).guidance,
+      mapsVjp: async (v) => (await this.clora(v)).mapsVjp,
       memory: this.memory,
       publishedGuidance: (v) =>
         this.variant('published', v, (o) => compileGuidance(ck, { ...o, published: true })),
@@ -217,9 +230,12 @@ export class Engine {
 
   async close(): Promise<void> {
     const lazy = await Promise.allSettled(this.lazy.values());
+    const unets = await Promise.allSettled(this.unets.values());
     const nets = [this.nets.textEncoder, this.nets.vae];
     for (const r of lazy) if (r.status === 'fulfilled') nets.push(r.value);
+    for (const r of unets) if (r.status === 'fulfilled') nets.push(...Object.values(r.value));
     this.lazy.clear();
+    this.unets.clear();
     await Promise.all(nets.map((n) => n.model.release()));
   }
 }

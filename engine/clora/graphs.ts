@@ -33,6 +33,12 @@ function aggregate(attention: Map<string, Tensor>): Tensor {
 }
 
 /**
+ * A gradient graph's convolutions read each weight twice (Conv forwards, ConvTranspose in
+ * the VJP): onnxruntime's blocked layout would keep a second, reordered copy of every one.
+ */
+const gradientGraph = (o: ModelOptions): ModelOptions => ({ ...o, blockedLayout: false });
+
+/**
  * The denoising UNet with CLoRA's maps: sample, timestep, context → noise and the
  * aggregated maps (`maps`); `allAttention` adds every cross-attention layer's maps.
  */
@@ -40,6 +46,11 @@ export async function compileDenoiseUNet(
   ck: Checkpoint,
   o: ModelOptions & { allAttention?: boolean } = {},
 ): Promise<CompiledNetwork> {
+  const { graph, slots } = denoiseGraph(ck, o);
+  return { model: await G.compile(graph, o), slots };
+}
+
+function denoiseGraph(ck: Checkpoint, o: ModelOptions & { allAttention?: boolean }) {
   const { graph, slots, noise, attention, sample } = unetGraph(ck, 'unet_maps', {
     ...o,
     capture: o.allAttention ? 'all' : aggregateLayers,
@@ -47,7 +58,7 @@ export async function compileDenoiseUNet(
   const read = new Map([...attention].filter(([, t]) => isAggregateLayer(t.shape[1], sample)));
   graph.output('noise', toF32(noise)).output('maps', toF32(aggregate(read)));
   if (o.allAttention) for (const [path, t] of attention) graph.output(`attn.${path}`, toF32(t));
-  return { model: await G.compile(graph, o), slots };
+  return { graph, slots };
 }
 
 /**
@@ -63,6 +74,11 @@ export async function compileGuidance(
   ck: Checkpoint,
   o: ModelOptions & { temperature?: number; published?: boolean } = {},
 ): Promise<CompiledNetwork> {
+  const { graph, slots } = guidanceGraph(ck, o);
+  return { model: await G.compile(graph, gradientGraph(o)), slots };
+}
+
+function guidanceGraph(ck: Checkpoint, o: ModelOptions & { temperature?: number; published?: boolean }) {
   const c = ck.unet.config;
   let latent: Tensor | undefined;
   const { graph, slots, noise, attention } = unetGraph(
@@ -86,7 +102,7 @@ export async function compileGuidance(
   const [grad] = G.grad([loss], [latent!]);
   graph.output('loss', loss).output('grad', grad).output('maps', maps);
   if (o.published) graph.output('noise', toF32(noise));
-  return { model: await G.compile(graph, o), slots };
+  return { graph, slots };
 }
 
 /**
@@ -97,6 +113,11 @@ export async function compileGuidance(
  * latent [1, C, H, W] and a cotangent [B, H/4·W/4, 77] → grad [1, C, H, W] and the maps.
  */
 export async function compileMapsVjp(ck: Checkpoint, o: ModelOptions = {}): Promise<CompiledNetwork> {
+  const { graph, slots } = mapsVjpGraph(ck, o);
+  return { model: await G.compile(graph, gradientGraph(o)), slots };
+}
+
+function mapsVjpGraph(ck: Checkpoint, o: ModelOptions) {
   const c = ck.unet.config;
   let latent: Tensor | undefined;
   const { graph, slots, attention, sample } = unetGraph(ck, 'unet_maps_vjp', {
@@ -117,5 +138,27 @@ export async function compileMapsVjp(ck: Checkpoint, o: ModelOptions = {}): Prom
   // ⟨maps, cotangent⟩: its gradient w.r.t. the latent is the maps' VJP with the cotangent
   const [grad] = G.grad([G.reduceSum(G.mul(maps, cotangent))], [latent!]);
   graph.output('grad', grad).output('maps', maps);
-  return { model: await G.compile(graph, o), slots };
+  return { graph, slots };
+}
+
+export interface CLoraNetworks {
+  denoise: CompiledNetwork;
+  guidance: CompiledNetwork;
+  mapsVjp: CompiledNetwork;
+}
+
+/**
+ * The denoising UNet, the guidance pass and the maps' VJP in one session, over one copy of
+ * the UNet's weights (G.compileBundle): three sessions would hold three copies, some 3 GiB
+ * each for SD 1.5 in float32.
+ */
+export async function compileCLoraUNet(ck: Checkpoint, o: ModelOptions = {}): Promise<CLoraNetworks> {
+  const parts = [denoiseGraph(ck, o), guidanceGraph(ck, o), mapsVjpGraph(ck, o)];
+  const models = await G.compileBundle(
+    `unet_clora${o.loraConvs ? '_locon' : ''}`,
+    parts.map((p) => p.graph),
+    gradientGraph(o),
+  );
+  const [denoise, guidance, mapsVjp] = models.map((model, i) => ({ model, slots: parts[i].slots }));
+  return { denoise, guidance, mapsVjp };
 }

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
-import { type DType, encodeValues, onnxDataType } from './dtype.ts';
+import { bytesPerElement, type DType, encodeValues, onnxDataType } from './dtype.ts';
 import {
   type Attr,
   type Graph,
@@ -28,6 +28,7 @@ import {
 import {
   type AttributeProto,
   AttributeProto_AttributeType,
+  type GraphProto,
   ModelProto,
   type NodeProto,
   type TensorProto,
@@ -67,50 +68,219 @@ export interface EmittedModel {
 
 export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
   const opset = options.opset ?? DEFAULT_OPSET;
+  const part = section(graph, opset);
+  const base = {
+    key: part.key,
+    inputs: part.inputs,
+    outputs: part.outputs,
+    weightBytes: part.weightBytes,
+    nodeCount: part.writer.nodeCount,
+  };
+  const encode = (protos: TensorProto[]) => ModelProto.encode(part.writer.model(protos)).finish();
+  return { ...base, model: store(graph.name, part.key, part.weights, encode, options) };
+}
+
+/** Where the models of a bundle say which of their graphs to run. */
+export const BUNDLE_ENTRY = 'entry';
+
+export interface EmittedBundle {
+  key: string;
+  model: EmittedModel['model'];
+  /** per graph, its inputs and outputs as the graph names them; the model's are `<graph>.<name>` */
+  entries: { name: string; inputs: ValueSpec[]; outputs: ValueSpec[] }[];
+  weightBytes: number;
+  nodeCount: number;
+}
+
+/**
+ * Several graphs over the same weights as one model: an int64 scalar input `entry` picks the
+ * graph that runs (an If node per graph; the others produce empty outputs), and each weight is
+ * stored, loaded and mapped once however many graphs read it. onnxruntime runs every node of
+ * a session and cannot share weights between sessions from Node, so this is how a forward
+ * pass and a gradient pass of one network live in one copy of its weights.
+ */
+export function emitBundle(name: string, graphs: readonly Graph[], options: EmitOptions = {}): EmittedBundle {
+  const opset = options.opset ?? DEFAULT_OPSET;
+  if (new Set(graphs.map((g) => g.name)).size !== graphs.length)
+    throw new GraphError(`bundle '${name}': its graphs need distinct names`);
+  const parts = graphs.map((g) => section(g, opset, g.name));
+  const weights = new Map<string, WeightEntry>();
+  for (const part of parts) {
+    for (const w of part.weights) {
+      const seen = weights.get(w.proto.name!);
+      if (!seen) weights.set(w.proto.name!, w);
+      else if (seen.tensor.leaf.data.fingerprint !== w.tensor.leaf.data.fingerprint) {
+        throw new GraphError(`bundle '${name}': two graphs hold different weights named '${w.proto.name}'`);
+      }
+    }
+  }
+  const entries = [...weights.values()];
+  const key = createHash('sha256')
+    .update(`bundle\0${name}\0${parts.map((p) => p.key).join('\0')}`)
+    .digest('hex')
+    .slice(0, 32);
+  const encode = (protos: TensorProto[]) =>
+    ModelProto.encode(bundleModel(name, parts, opset, protos)).finish();
+  return {
+    key,
+    model: store(name, key, entries, encode, options),
+    entries: parts.map((p, i) => ({ name: graphs[i].name, inputs: p.inputs, outputs: p.outputs })),
+    weightBytes: entries.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0),
+    nodeCount: parts.reduce((sum, p) => sum + p.writer.nodeCount, 0),
+  };
+}
+
+interface Section {
+  writer: Writer;
+  /** hash of the graph's structure and its weights' fingerprints */
+  key: string;
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  weights: WeightEntry[];
+  weightBytes: number;
+}
+
+/** A graph's nodes, constants and weight references, written with names under `scope` when given. */
+function section(graph: Graph, opset: number, scope?: string): Section {
   if (opset < 17) throw new GraphError(`opset ${opset} is too old: the graph layer emits opset 17 or newer`);
   if (graph.outputs.length === 0)
     throw new GraphError(`graph '${graph.name}' has no outputs; call graph.output()`);
-
-  const needed = reachableNodes(graph);
-  const writer = new Writer(graph, opset);
-  for (const node of needed) {
+  const writer = new Writer(graph, opset, scope);
+  for (const node of reachableNodes(graph)) {
     const before = writer.nodeCount;
     node.op.emit(node, writer);
     if (writer.nodeCount === before) throw new GraphError(`${node.op.name}: emitted no ONNX node`);
   }
   writer.finishOutputs();
-
   const weights = writer.weights();
-  const weightBytes = weights.reduce((sum, w) => sum + w.tensor.leaf!.data.byteLength, 0);
-  const inputs = graph.inputs.map(spec);
-  const outputs = graph.outputs.map(({ name, tensor }) => ({
-    name,
-    dtype: tensor.dtype,
-    shape: [...tensor.shape],
-  }));
-
   // Structure first, weights as bare references: this is what the cache key covers.
-  const protoWithoutData = writer.model(weights.map((w) => w.proto));
-  const hash = createHash('sha256').update(ModelProto.encode(protoWithoutData).finish());
-  for (const w of weights) hash.update(`\0${w.proto.name}\0${w.tensor.leaf!.data.fingerprint}`);
-  const key = hash.digest('hex').slice(0, 32);
+  const hash = createHash('sha256').update(
+    ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish(),
+  );
+  for (const w of weights) hash.update(`\0${w.proto.name}\0${w.tensor.leaf.data.fingerprint}`);
+  return {
+    writer,
+    key: hash.digest('hex').slice(0, 32),
+    inputs: graph.inputs.map(spec),
+    outputs: graph.outputs.map(({ name, tensor }) => ({
+      name,
+      dtype: tensor.dtype,
+      shape: [...tensor.shape],
+    })),
+    weights,
+    weightBytes: weights.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0),
+  };
+}
 
+/** The model bytes with the weights inside, or the cached folder's model.onnx with its weights file. */
+function store(
+  name: string,
+  key: string,
+  weights: WeightEntry[],
+  encode: (protos: TensorProto[]) => Uint8Array,
+  options: EmitOptions,
+): EmittedModel['model'] {
   const threshold = options.externalDataThreshold ?? 256 * 1024 * 1024;
-  const base = { key, inputs, outputs, weightBytes, nodeCount: writer.nodeCount };
+  const weightBytes = weights.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0);
   if (weightBytes <= threshold) {
-    for (const w of weights) w.proto.rawData = w.tensor.leaf!.data.read();
-    return { ...base, model: ModelProto.encode(writer.model(weights.map((w) => w.proto))).finish() };
+    for (const w of weights) w.proto.rawData = w.tensor.leaf.data.read();
+    return encode(weights.map((w) => w.proto));
   }
   if (!options.cacheDir) {
     throw new GraphError(
-      `graph '${graph.name}' has ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights, over the in-memory limit: set a cache directory for external data`,
+      `graph '${name}' has ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights, over the in-memory limit: set a cache directory for external data`,
     );
   }
-  const dir = join(options.cacheDir, `${graph.name}-${key}`);
+  const dir = join(options.cacheDir, `${name}-${key}`);
   const path = join(dir, 'model.onnx');
-  if (existsSync(join(dir, 'complete'))) return { ...base, model: { path, reused: true } };
-  writeExternal(dir, weights, (protos) => ModelProto.encode(writer.model(protos)).finish());
-  return { ...base, model: { path, reused: false } };
+  if (existsSync(join(dir, 'complete'))) return { path, reused: true };
+  writeExternal(dir, weights, encode);
+  return { path, reused: false };
+}
+
+/** The bundle's main graph: the entry switch, one If per graph, the shared weights. */
+function bundleModel(name: string, parts: Section[], opset: number, weights: TensorProto[]): ModelProto {
+  const T = AttributeProto_AttributeType;
+  const nodes: NodeProto[] = [];
+  const constants: TensorProto[] = [];
+  const inputs: ValueInfoProto[] = [valueInfo(BUNDLE_ENTRY, 'int64', [])];
+  const outputs: ValueInfoProto[] = [];
+  const domains = new Set<string>();
+  parts.forEach((part, i) => {
+    const scope = part.writer.scope!;
+    const index = `${scope}/index`;
+    const chosen = `${scope}/chosen`;
+    constants.push({
+      name: index,
+      dataType: onnxDataType('int64'),
+      dims: [],
+      rawData: encodeValues([i], 'int64'),
+    });
+    nodes.push({
+      opType: 'Equal',
+      name: `${scope}/Equal`,
+      input: [BUNDLE_ENTRY, index],
+      output: [chosen],
+      attribute: [],
+    });
+    nodes.push({
+      opType: 'If',
+      name: `${scope}/If`,
+      input: [chosen],
+      output: part.outputs.map((o) => `${scope}.${o.name}`),
+      attribute: [
+        { name: 'then_branch', type: T.GRAPH, g: part.writer.body() },
+        { name: 'else_branch', type: T.GRAPH, g: emptyOutputs(`${scope}/none`, part.outputs) },
+      ],
+    });
+    for (const d of part.writer.usedDomains()) domains.add(d);
+    for (const t of part.inputs) inputs.push(valueInfo(`${scope}.${t.name}`, t.dtype, t.shape, `${scope}.`));
+    // what a graph returns depends on which graph ran: every axis is left free
+    for (const o of part.outputs)
+      outputs.push(
+        valueInfo(
+          `${scope}.${o.name}`,
+          o.dtype,
+          o.shape.map((_, axis) => ({ param: `${scope}.${o.name}.${axis}` })),
+        ),
+      );
+  });
+  return {
+    irVersion: IR_VERSION,
+    producerName: 'clora-bot',
+    opsetImport: [
+      { domain: '', version: opset },
+      ...[...domains].sort().map((domain) => ({ domain, version: 1 })),
+    ],
+    graph: { name, node: nodes, initializer: [...weights, ...constants], input: inputs, output: outputs },
+  };
+}
+
+/** A branch that returns, for each output, an empty tensor of its dtype and rank (a zero scalar for rank 0). */
+function emptyOutputs(scope: string, outputs: ValueSpec[]): GraphProto {
+  const initializer: TensorProto[] = [];
+  const node: NodeProto[] = [];
+  const output: ValueInfoProto[] = [];
+  outputs.forEach((o, k) => {
+    const dims = o.shape.length === 0 ? [] : o.shape.map((d, axis) => (axis === 0 ? 0 : isStatic(d) ? d : 1));
+    const size = dims.reduce((a, b) => a * b, 1);
+    const source = `${scope}/empty_${k}`;
+    initializer.push({
+      name: source,
+      dataType: onnxDataType(o.dtype),
+      dims,
+      rawData: new Uint8Array(size * bytesPerElement(o.dtype)),
+    });
+    node.push({
+      opType: 'Identity',
+      name: `${scope}/Identity_${k}`,
+      input: [source],
+      output: [`${scope}/${o.name}`],
+      attribute: [],
+    });
+    output.push(valueInfo(`${scope}/${o.name}`, o.dtype, dims));
+  });
+  return { name: scope, node, initializer, input: [], output };
 }
 
 function spec(t: Tensor): ValueSpec {
@@ -162,15 +332,32 @@ class Writer implements OnnxWriter {
   private readonly domains = new Set<string>();
   private counter = 0;
 
+  /**
+   * `scope` writes the graph as one branch of a bundle: its inputs are the bundle's
+   * `<scope>.<input>`, everything it defines is named `<scope>/…`; weights keep their names.
+   */
   constructor(
     private readonly graph: Graph,
     readonly opset: number,
+    readonly scope?: string,
   ) {
-    for (const t of graph.inputs) this.claim(t, (t.leaf as { name: string }).name);
+    for (const t of graph.inputs) this.claim(t, this.inputName((t.leaf as { name: string }).name));
     // Outputs take their public names where the tensor is produced inside the graph.
     for (const { name, tensor } of graph.outputs) {
-      if (!tensor.leaf && !this.names.has(tensor.id)) this.claim(tensor, name);
+      if (!tensor.leaf && !this.names.has(tensor.id)) this.claim(tensor, this.outputName(name));
     }
+  }
+
+  private inputName(name: string): string {
+    return this.scope === undefined ? name : `${this.scope}.${name}`;
+  }
+
+  private outputName(name: string): string {
+    return this.scoped(name);
+  }
+
+  private scoped(name: string): string {
+    return this.scope === undefined ? name : `${this.scope}/${name}`;
   }
 
   get nodeCount(): number {
@@ -199,12 +386,12 @@ class Writer implements OnnxWriter {
       this.names.set(t.id, name);
       return name;
     }
-    return this.claim(t, `t${t.id}`);
+    return this.claim(t, this.scoped(`t${t.id}`));
   };
 
   fresh(hint: string): string {
     let name: string;
-    do name = `${hint}_${this.counter++}`;
+    do name = this.scoped(`${hint}_${this.counter++}`);
     while (this.used.has(name));
     this.used.add(name);
     return name;
@@ -221,7 +408,7 @@ class Writer implements OnnxWriter {
     this.nodes.push({
       opType,
       ...(domain ? { domain } : {}),
-      name: `${opType}_${this.nodes.length}`,
+      name: this.scoped(`${opType}_${this.nodes.length}`),
       input: [...inputs],
       output: [...outputs],
       attribute: Object.entries(attrs).map(([name, a]) => attribute(name, a)),
@@ -263,8 +450,26 @@ class Writer implements OnnxWriter {
   finishOutputs(): void {
     for (const { name, tensor } of this.graph.outputs) {
       const source = this.name(tensor);
-      if (source !== name) this.node('Identity', [source], [name]);
+      const published = this.outputName(name);
+      if (source !== published) this.node('Identity', [source], [published]);
     }
+  }
+
+  usedDomains(): ReadonlySet<string> {
+    return this.domains;
+  }
+
+  /** The graph as a bundle's branch: its nodes and constants; inputs and weights come from outside. */
+  body(): GraphProto {
+    return {
+      name: this.scoped(this.graph.name),
+      node: this.nodes,
+      initializer: this.constants,
+      input: [],
+      output: this.graph.outputs.map(({ name, tensor }) =>
+        valueInfo(this.outputName(name), tensor.dtype, tensor.shape, `${this.scope}.`),
+      ),
+    };
   }
 
   model(weights: TensorProto[]): ModelProto {
@@ -381,16 +586,20 @@ function attribute(name: string, a: Attr): AttributeProto {
   return { name, type: T.STRING, s: Buffer.from(a.string, 'utf8') };
 }
 
-function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): ValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: onnxDataType(dtype),
-        shape: { dim: shape.map((d) => (isStatic(d) ? { dimValue: d } : { dimParam: dimStr(d) })) },
-      },
-    },
-  };
+/** `dimPrefix` keeps one bundle graph's symbolic sizes apart from another's; `{param}` names a free axis. */
+function valueInfo(
+  name: string,
+  dtype: DType,
+  shape: readonly (Dim | { param: string })[],
+  dimPrefix = '',
+): ValueInfoProto {
+  const dim = (d: Dim | { param: string }) =>
+    typeof d === 'object' && 'param' in d
+      ? { dimParam: d.param }
+      : isStatic(d)
+        ? { dimValue: d }
+        : { dimParam: `${dimPrefix}${dimStr(d)}` };
+  return { name, type: { tensorType: { elemType: onnxDataType(dtype), shape: { dim: shape.map(dim) } } } };
 }
 
 function writeExternal(

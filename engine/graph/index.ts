@@ -3,7 +3,14 @@
 export { grad } from './autodiff.ts';
 export { type Dim, dimStr, Sym, shapeStr } from './dim.ts';
 export { type DType, float16BitsToFloat32, float32ToFloat16Bits, isFloat } from './dtype.ts';
-export { type EmitOptions, type EmittedModel, emitModel, type ValueSpec } from './emit.ts';
+export {
+  type EmitOptions,
+  type EmittedBundle,
+  type EmittedModel,
+  emitBundle,
+  emitModel,
+  type ValueSpec,
+} from './emit.ts';
 export { Graph, GraphError, type OpDef, Tensor, type WeightData } from './graph.ts';
 export * from './ops/attention.ts';
 export * from './ops/chunked-attention.ts';
@@ -18,6 +25,7 @@ export {
   type CompiledModel,
   type CompileStats,
   compile,
+  compileBundle,
   type HostTensor,
   hostTensor,
   type OptimizationLevel,

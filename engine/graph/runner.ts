@@ -9,7 +9,14 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Dim, dimStr, evalDim, isStatic, shapeStr } from './dim.ts';
 import type { DType } from './dtype.ts';
-import { type EmitOptions, emitModel, type ValueSpec } from './emit.ts';
+import {
+  BUNDLE_ENTRY,
+  type EmitOptions,
+  type EmittedModel,
+  emitBundle,
+  emitModel,
+  type ValueSpec,
+} from './emit.ts';
 import { type Graph, GraphError } from './graph.ts';
 
 export type Provider = 'cpu' | 'cuda';
@@ -33,6 +40,13 @@ export interface RunnerOptions extends EmitOptions {
    * once per kernel layout: a graph that uses a weight forwards and in its VJP keeps one copy.
    */
   prepackWeights?: boolean;
+  /**
+   * Let onnxruntime's CPU optimiser rewrite convolutions into its blocked (NCHWc) layout
+   * (default on). The rewrite keeps a reordered copy of each convolution's weight; a graph
+   * whose VJP also reads the weights (ConvTranspose) then holds both copies, so gradient
+   * graphs turn it off.
+   */
+  blockedLayout?: boolean;
 }
 
 export type HostTensor = ort.Tensor;
@@ -63,6 +77,13 @@ interface CachedSession {
 
 const sessions = new Map<string, CachedSession>();
 
+/** How a graph of a bundle is reached in the bundle's session. */
+interface BundleRoute {
+  scope: string;
+  /** the entry switch, and an empty tensor for each input of the bundle's other graphs */
+  fixed: Record<string, HostTensor>;
+}
+
 export class CompiledModel {
   private released = false;
 
@@ -74,6 +95,7 @@ export class CompiledModel {
     private readonly session: ort.InferenceSession,
     private readonly cacheKey: string,
     readonly stats: CompileStats,
+    private readonly route?: BundleRoute,
   ) {}
 
   /** Runs the model; `outputNames` picks a subset of outputs (default: all). */
@@ -91,7 +113,15 @@ export class CompiledModel {
         );
       }
     }
-    return (await this.session.run(feeds, wanted as string[])) as Record<string, HostTensor>;
+    const route = this.route;
+    if (!route) return (await this.session.run(feeds, wanted as string[])) as Record<string, HostTensor>;
+    const routed: Record<string, HostTensor> = { ...route.fixed };
+    for (const [name, t] of Object.entries(feeds)) routed[`${route.scope}.${name}`] = t;
+    const out = await this.session.run(
+      routed,
+      wanted.map((n) => `${route.scope}.${n}`),
+    );
+    return Object.fromEntries(wanted.map((n) => [n, out[`${route.scope}.${n}`] as HostTensor]));
   }
 
   /** Checks names, dtypes and shapes of the feeds, binding symbolic dims consistently. */
@@ -181,7 +211,11 @@ function sessionOptions(o: RunnerOptions): ort.InferenceSession.SessionOptions {
     enableCpuMemArena: o.memoryArena ?? true,
     // a memory pattern is one block planned from an earlier run's peak: it only helps with the arena
     enableMemPattern: o.memoryArena ?? true,
-    ...(o.prepackWeights === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+    // onnxruntime's session configuration, nested by the keys' dotted parts
+    extra: {
+      session: o.prepackWeights === false ? { disable_prepacking: '1' } : {},
+      optimization: o.blockedLayout === false ? { disable_specified_optimizers: 'NchwcTransformer' } : {},
+    },
   };
 }
 
@@ -190,35 +224,12 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
   const t0 = performance.now();
   const emitted = emitModel(graph, options);
   const t1 = performance.now();
-  const opts = sessionOptions(options);
-  const cacheKey = `${emitted.key}|${JSON.stringify(opts)}`;
-  let entry = sessions.get(cacheKey);
-  let reusedOptimized = false;
-  if (!entry) {
-    const model = emitted.model;
-    let created: Promise<ort.InferenceSession>;
-    if (model instanceof Uint8Array) created = ort.InferenceSession.create(model, opts);
-    else {
-      const optimized = optimizedCopy(model.path, options);
-      reusedOptimized = optimized !== undefined && existsSync(join(optimized, 'complete'));
-      created = optimized
-        ? openOptimized(model.path, optimized, opts)
-        : ort.InferenceSession.create(model.path, opts);
-    }
-    entry = {
-      session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, graph.name, options))),
-      users: 0,
-    };
-    sessions.set(cacheKey, entry);
-  }
-  entry.users += 1;
-  let session: ort.InferenceSession;
-  try {
-    session = await entry.session;
-  } catch (e) {
-    sessions.delete(cacheKey);
-    throw e;
-  }
+  const { session, cacheKey, reusedOptimized } = await openSession(
+    graph.name,
+    emitted.key,
+    emitted.model,
+    options,
+  );
   const stats: CompileStats = {
     emitMs: t1 - t0,
     sessionMs: performance.now() - t1,
@@ -239,6 +250,100 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
 }
 
 /**
+ * Compiles graphs that read the same weights into one session holding one copy of them
+ * (see emitBundle), and returns one model per graph, in order. Each runs only its own graph.
+ */
+export async function compileBundle(
+  name: string,
+  graphs: readonly Graph[],
+  options: RunnerOptions = {},
+): Promise<CompiledModel[]> {
+  const t0 = performance.now();
+  const emitted = emitBundle(name, graphs, options);
+  const t1 = performance.now();
+  // one user per graph: the session closes when the last of them is released
+  const opened: Awaited<ReturnType<typeof openSession>>[] = [];
+  for (const _ of graphs) opened.push(await openSession(name, emitted.key, emitted.model, options));
+  const stats: CompileStats = {
+    emitMs: t1 - t0,
+    sessionMs: performance.now() - t1,
+    reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
+    reusedOptimized: opened[0].reusedOptimized,
+    weightBytes: emitted.weightBytes,
+    nodeCount: emitted.nodeCount,
+  };
+  return emitted.entries.map((entry, i) => {
+    const fixed: Record<string, HostTensor> = {
+      [BUNDLE_ENTRY]: new ort.Tensor('int64', BigInt64Array.of(BigInt(i)), []),
+    };
+    emitted.entries.forEach((other, j) => {
+      if (j !== i)
+        for (const input of other.inputs) fixed[`${other.name}.${input.name}`] = emptyTensor(input);
+    });
+    const { session, cacheKey } = opened[i];
+    return new CompiledModel(entry.name, emitted.key, entry.inputs, entry.outputs, session, cacheKey, stats, {
+      scope: entry.name,
+      fixed,
+    });
+  });
+}
+
+/** A tensor of the spec's dtype with no elements (symbolic axes 0), or zeros where every axis is fixed. */
+function emptyTensor(spec: ValueSpec): HostTensor {
+  const dims = spec.shape.map((d) => (isStatic(d) ? d : 0));
+  const size = dims.reduce((a, b) => a * b, 1);
+  const data =
+    spec.dtype === 'int64'
+      ? new BigInt64Array(size)
+      : spec.dtype === 'int32'
+        ? new Int32Array(size)
+        : spec.dtype === 'bool'
+          ? new Uint8Array(size)
+          : spec.dtype === 'float16'
+            ? new Uint16Array(size)
+            : spec.dtype === 'float64'
+              ? new Float64Array(size)
+              : new Float32Array(size);
+  return new ort.Tensor(spec.dtype, data as never, dims);
+}
+
+/** Opens a session for an emitted model, or takes another user of an open one. */
+async function openSession(
+  name: string,
+  key: string,
+  model: EmittedModel['model'],
+  options: RunnerOptions,
+): Promise<{ session: ort.InferenceSession; cacheKey: string; reusedOptimized: boolean }> {
+  const opts = sessionOptions(options);
+  const cacheKey = `${key}|${JSON.stringify(opts)}`;
+  let entry = sessions.get(cacheKey);
+  let reusedOptimized = false;
+  if (!entry) {
+    let created: Promise<ort.InferenceSession>;
+    if (model instanceof Uint8Array) created = ort.InferenceSession.create(model, opts);
+    else {
+      const optimized = optimizedCopy(model.path, options);
+      reusedOptimized = optimized !== undefined && existsSync(join(optimized, 'complete'));
+      created = optimized
+        ? openOptimized(model.path, optimized, opts)
+        : ort.InferenceSession.create(model.path, opts);
+    }
+    entry = {
+      session: created.catch((e: unknown) => Promise.reject(explainSessionError(e, name, options))),
+      users: 0,
+    };
+    sessions.set(cacheKey, entry);
+  }
+  entry.users += 1;
+  try {
+    return { session: await entry.session, cacheKey, reusedOptimized };
+  } catch (e) {
+    sessions.delete(cacheKey);
+    throw e;
+  }
+}
+
+/**
  * Where onnxruntime's optimised copy of a cached CPU model lives: beside the model, per
  * level, CPU and onnxruntime version, since level 'all' bakes in CPU-specific layouts.
  * Undefined where optimising is cheap (levels below 'extended') or the provider is not the CPU.
@@ -250,7 +355,10 @@ function optimizedCopy(modelPath: string, o: RunnerOptions): string | undefined 
     .update(`${cpus()[0]?.model ?? 'cpu'}|${arch()}|${ort.env.versions.common}`)
     .digest('hex')
     .slice(0, 12);
-  return join(dirname(modelPath), `ort-${level}-${machine}`);
+  return join(
+    dirname(modelPath),
+    `ort-${level}${o.blockedLayout === false ? '-plain-layout' : ''}-${machine}`,
+  );
 }
 
 /**

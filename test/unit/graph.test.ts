@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { apply1, type OpDef } from '../../engine/graph/graph.ts';
 import * as G from '../../engine/graph/index.ts';
@@ -33,6 +33,15 @@ function memoryWeight(values: Float32Array): G.WeightData {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'clora-graph-'));
+
+function assertClose(a: G.HostTensor, b: G.HostTensor, tolerance = 1e-5): void {
+  assert.deepEqual(a.dims, b.dims);
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  for (let i = 0; i < x.length; i++) {
+    assert.ok(Math.abs(x[i] - y[i]) <= tolerance * (1 + Math.abs(y[i])), `element ${i}: ${x[i]} vs ${y[i]}`);
+  }
+}
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('composite gradients', () => {
@@ -318,6 +327,71 @@ describe('external data', () => {
     const x = g.input('x', 'float32', [4]);
     g.output('y', G.mul(x, g.weight('w', 'float32', [4], memoryWeight(new Float32Array(4)))));
     assert.throws(() => G.emitModel(g, { externalDataThreshold: 1 }), /cache directory/);
+  });
+});
+
+describe('bundles: graphs over the same weights in one session', () => {
+  const weight = memoryWeight(Float32Array.from({ length: 8 * 8 * 9 }, (_, i) => Math.sin(i) / 8));
+  const forward = () => {
+    const g = new G.Graph('forward');
+    const x = g.input('x', 'float32', ['B', 8, 'H', 'W']);
+    g.output('y', G.conv2d(x, g.weight('w', 'float32', [8, 8, 3, 3], weight), undefined, { padding: 1 }));
+    return g;
+  };
+  const gradient = () => {
+    const g = new G.Graph('gradient');
+    const z = g.input('z', 'float32', [1, 8, 'H', 'W']);
+    const y = G.conv2d(z, g.weight('w', 'float32', [8, 8, 3, 3], weight), undefined, { padding: 1 });
+    const loss = G.reduceSum(G.mul(y, y));
+    const [dz] = G.grad([loss], [z]);
+    g.output('loss', loss).output('dz', dz);
+    return g;
+  };
+  const field = (dims: number[], seed: number) =>
+    G.hostTensor(
+      'float32',
+      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.cos(i * seed)),
+      dims,
+    );
+
+  it('runs each graph alone with the results of separate sessions, from one copy of the weights', async () => {
+    const cacheDir = join(tmp, 'bundle');
+    const [f, g] = await G.compileBundle('pair', [forward(), gradient()], {
+      externalDataThreshold: 1024,
+      cacheDir,
+    });
+    const [dir] = readdirSync(cacheDir);
+    assert.equal(
+      statSync(join(cacheDir, dir, 'weights.bin')).size,
+      8 * 8 * 9 * 4,
+      'the weight is stored once',
+    );
+    assert.equal(openSessionCount(), 1 + sessionsBefore);
+    const alone = [await G.compile(forward()), await G.compile(gradient())];
+    const x = field([2, 8, 5, 6], 1);
+    const z = field([1, 8, 5, 6], 2);
+    assert.deepEqual((await f.run({ x })).y.dims, [2, 8, 5, 6]);
+    assertClose((await f.run({ x })).y, (await alone[0].run({ x })).y);
+    const both = await g.run({ z });
+    const expected = await alone[1].run({ z });
+    assertClose(both.loss, expected.loss);
+    assertClose(both.dz, expected.dz);
+    assert.deepEqual(Object.keys(await g.run({ z }, ['dz'])), ['dz']);
+    assert.throws(() => f.check({ z } as never), /has no input 'z'/);
+    for (const m of [f, g, ...alone]) await m.release();
+    assert.equal(openSessionCount(), sessionsBefore, 'the session closes with its last graph');
+  });
+
+  it('refuses two graphs that give one weight name different values', () => {
+    const other = new G.Graph('other');
+    const x = other.input('x', 'float32', [8]);
+    other.output('y', G.mul(x, other.weight('w', 'float32', [8], memoryWeight(new Float32Array(8)))));
+    assert.throws(() => G.emitBundle('clash', [forward(), other]), /different weights named 'w'/);
+  });
+
+  let sessionsBefore = 0;
+  before(() => {
+    sessionsBefore = openSessionCount();
   });
 });
 

@@ -2,8 +2,8 @@
 // MatMul and Softmax so its probabilities stay addressable (CLoRA reads them) and its
 // gradient comes from the primitives' rules.
 
-import { dimDiv, dimEq, dimStr, isStatic } from '../dim.ts';
-import { apply, apply1, GraphError, type OpDef, RuleError, type Tensor } from '../graph.ts';
+import { dimDiv, dimStr, isStatic } from '../dim.ts';
+import { apply, apply1, GraphError, type OpDef, type Tensor } from '../graph.ts';
 import { normAxis, requireFloat } from '../rules.ts';
 import { checkQkv, chunkedAttention } from './chunked-attention.ts';
 import { add, mul, sub } from './elementwise.ts';
