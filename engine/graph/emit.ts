@@ -230,9 +230,10 @@ function bundleModel(name: string, parts: Section[], opset: number, weights: Ten
       output: part.outputs.map((o) => `${scope}.${o.name}`),
       attribute: [
         { name: 'then_branch', type: T.GRAPH, g: part.writer.body() },
-        { name: 'else_branch', type: T.GRAPH, g: emptyOutputs(`${scope}/none`, part.outputs) },
+        { name: 'else_branch', type: T.GRAPH, g: emptyOutputs(`${scope}/none`, part.outputs, constants) },
       ],
     });
+    constants.push(...part.writer.constantTensors());
     for (const d of part.writer.usedDomains()) domains.add(d);
     for (const t of part.inputs) inputs.push(valueInfo(`${scope}.${t.name}`, t.dtype, t.shape, `${scope}.`));
     // what a graph returns depends on which graph ran: every axis is left free
@@ -256,31 +257,69 @@ function bundleModel(name: string, parts: Section[], opset: number, weights: Ten
   };
 }
 
-/** A branch that returns, for each output, an empty tensor of its dtype and rank (a zero scalar for rank 0). */
-function emptyOutputs(scope: string, outputs: ValueSpec[]): GraphProto {
-  const initializer: TensorProto[] = [];
-  const node: NodeProto[] = [];
+/**
+ * A branch that returns, for each output, an empty tensor of its dtype and rank (a zero scalar
+ * for rank 0); its constants go to `initializer`, the main graph's. They are computed from the entry input rather than stored: onnxruntime folds a
+ * constant output into an initializer named like the output, and its saved copy of the model
+ * then fails to load.
+ */
+function emptyOutputs(scope: string, outputs: ValueSpec[], initializer: TensorProto[]): GraphProto {
+  const int64 = (name: string, values: number[]): TensorProto => ({
+    name,
+    dataType: onnxDataType('int64'),
+    dims: [values.length],
+    rawData: encodeValues(values, 'int64'),
+  });
+  const zero = `${scope}/zero`;
+  const axes = `${scope}/axes`;
+  const entry = `${scope}/entry`;
+  const nothing = `${scope}/nothing`;
+  initializer.push(int64(zero, [0]), int64(axes, [0]));
+  const node: NodeProto[] = [
+    {
+      opType: 'Unsqueeze',
+      name: `${scope}/Unsqueeze`,
+      input: [BUNDLE_ENTRY, axes],
+      output: [entry],
+      attribute: [],
+    },
+    { opType: 'Slice', name: `${scope}/Slice`, input: [entry, zero, zero], output: [nothing], attribute: [] },
+  ];
   const output: ValueInfoProto[] = [];
   outputs.forEach((o, k) => {
-    const dims = o.shape.length === 0 ? [] : o.shape.map((d, axis) => (axis === 0 ? 0 : isStatic(d) ? d : 1));
-    const size = dims.reduce((a, b) => a * b, 1);
-    const source = `${scope}/empty_${k}`;
-    initializer.push({
-      name: source,
-      dataType: onnxDataType(o.dtype),
-      dims,
-      rawData: new Uint8Array(size * bytesPerElement(o.dtype)),
-    });
+    const name = `${scope}/${o.name}`;
+    const cast = `${scope}/cast_${k}`;
     node.push({
-      opType: 'Identity',
-      name: `${scope}/Identity_${k}`,
-      input: [source],
-      output: [`${scope}/${o.name}`],
-      attribute: [],
+      opType: 'Cast',
+      name: `${scope}/Cast_${k}`,
+      input: [nothing],
+      output: [cast],
+      attribute: [{ name: 'to', type: AttributeProto_AttributeType.INT, i: onnxDataType(o.dtype) }],
     });
-    output.push(valueInfo(`${scope}/${o.name}`, o.dtype, dims));
+    if (o.shape.length === 0) {
+      node.push({
+        opType: 'ReduceSum',
+        name: `${scope}/ReduceSum_${k}`,
+        input: [cast],
+        output: [name],
+        attribute: [{ name: 'keepdims', type: AttributeProto_AttributeType.INT, i: 0 }],
+      });
+      output.push(valueInfo(name, o.dtype, []));
+      return;
+    }
+    const dims = o.shape.map((d, axis) => (axis === 0 ? 0 : isStatic(d) ? d : 1));
+    const shape = `${scope}/shape_${k}`;
+    initializer.push(int64(shape, dims));
+    node.push({
+      opType: 'Reshape',
+      name: `${scope}/Reshape_${k}`,
+      input: [cast, shape],
+      output: [name],
+      attribute: [{ name: 'allowzero', type: AttributeProto_AttributeType.INT, i: 1 }],
+    });
+    output.push(valueInfo(name, o.dtype, dims));
   });
-  return { name: scope, node, initializer, input: [], output };
+  return { name: scope, node, initializer: [], input: [], output };
 }
 
 function spec(t: Tensor): ValueSpec {
@@ -459,12 +498,21 @@ class Writer implements OnnxWriter {
     return this.domains;
   }
 
-  /** The graph as a bundle's branch: its nodes and constants; inputs and weights come from outside. */
+  /** The graph's constants, which a bundle keeps with the weights in its main graph. */
+  constantTensors(): readonly TensorProto[] {
+    return this.constants;
+  }
+
+  /**
+   * The graph as a bundle's branch: its nodes; inputs, weights and constants come from the
+   * main graph (onnxruntime's saved copy of a model repeats a branch's own initializers, and
+   * then refuses to load it).
+   */
   body(): GraphProto {
     return {
       name: this.scoped(this.graph.name),
       node: this.nodes,
-      initializer: this.constants,
+      initializer: [],
       input: [],
       output: this.graph.outputs.map(({ name, tensor }) =>
         valueInfo(this.outputName(name), tensor.dtype, tensor.shape, `${this.scope}.`),

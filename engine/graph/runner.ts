@@ -262,8 +262,11 @@ export async function compileBundle(
   const emitted = emitBundle(name, graphs, options);
   const t1 = performance.now();
   // one user per graph: the session closes when the last of them is released
+  // onnxruntime's saved copy of a model with branches repeats the initializers its optimisers
+  // put inside them, and then refuses to load: a bundle is optimised each time it is opened.
   const opened: Awaited<ReturnType<typeof openSession>>[] = [];
-  for (const _ of graphs) opened.push(await openSession(name, emitted.key, emitted.model, options));
+  for (const _ of graphs)
+    opened.push(await openSession(name, emitted.key, emitted.model, options, { optimizedCopy: false }));
   const stats: CompileStats = {
     emitMs: t1 - t0,
     sessionMs: performance.now() - t1,
@@ -313,6 +316,7 @@ async function openSession(
   key: string,
   model: EmittedModel['model'],
   options: RunnerOptions,
+  how: { optimizedCopy: boolean } = { optimizedCopy: true },
 ): Promise<{ session: ort.InferenceSession; cacheKey: string; reusedOptimized: boolean }> {
   const opts = sessionOptions(options);
   const cacheKey = `${key}|${JSON.stringify(opts)}`;
@@ -322,7 +326,7 @@ async function openSession(
     let created: Promise<ort.InferenceSession>;
     if (model instanceof Uint8Array) created = ort.InferenceSession.create(model, opts);
     else {
-      const optimized = optimizedCopy(model.path, options);
+      const optimized = how.optimizedCopy ? optimizedCopy(model.path, options) : undefined;
       reusedOptimized = optimized !== undefined && existsSync(join(optimized, 'complete'));
       created = optimized
         ? openOptimized(model.path, optimized, opts)

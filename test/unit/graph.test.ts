@@ -378,8 +378,19 @@ describe('bundles: graphs over the same weights in one session', () => {
     assertClose(both.dz, expected.dz);
     assert.deepEqual(Object.keys(await g.run({ z }, ['dz'])), ['dz']);
     assert.throws(() => f.check({ z } as never), /has no input 'z'/);
+    const y = (await f.run({ x })).y;
     for (const m of [f, g, ...alone]) await m.release();
     assert.equal(openSessionCount(), sessionsBefore, 'the session closes with its last graph');
+    // again, from the cached model
+    const [f2, g2] = await G.compileBundle('pair', [forward(), gradient()], {
+      externalDataThreshold: 1024,
+      cacheDir,
+    });
+    assert.equal(f2.stats.reusedCache, true);
+    assertClose((await f2.run({ x })).y, y);
+    assertClose((await g2.run({ z })).dz, expected.dz);
+    await f2.release();
+    await g2.release();
   });
 
   it('refuses two graphs that give one weight name different values', () => {
