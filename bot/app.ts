@@ -20,6 +20,7 @@ import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
+import { readRecipe } from './render/recipe.ts';
 import { StartProblem } from './start-problem.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composePreflight } from './worker/preflight.ts';
@@ -143,6 +144,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const commands = new ComposeCommands({
     queue,
     library,
+    readRecipe,
     settings,
     model,
     ...(tokenizer ? { preflight: composePreflight(tokenizer, library) } : {}),

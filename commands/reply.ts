@@ -129,6 +129,20 @@ export function buttonRow(...buttons: ReplyButton[]): ReplyRow {
   return { kind: 'buttons', buttons };
 }
 
+/** Shares (adding up to 1) as percentages with one decimal that add up to exactly 100.0% (largest remainder). */
+export function percentagesSummingTo100(shares: readonly number[]): string[] {
+  const tenths = shares.map((s) => s * 1000);
+  const floors = tenths.map(Math.floor);
+  let left = 1000 - floors.reduce((a, b) => a + b, 0);
+  const order = tenths.map((t, i) => [t - floors[i]!, i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of order) {
+    if (left <= 0) break;
+    floors[i]! += 1;
+    left--;
+  }
+  return floors.map((t, i) => (t === 0 && shares[i]! > 0 ? '<0.1%' : `${(t / 10).toFixed(1)}%`));
+}
+
 /** "45 s", "2 min 5 s", "1 h 3 min". */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
