@@ -36,6 +36,15 @@ export interface LorasRequest {
   page?: number;
 }
 
+/** "penguin 2" → search "penguin", page index 1; a lone number is a page (/loras typed as text). */
+export function readLorasText(text: string): Required<LorasRequest> {
+  const words = text.trim().split(/\s+/).filter(Boolean);
+  const last = words.at(-1);
+  if (last !== undefined && /^[1-9]\d{0,3}$/.test(last))
+    return { query: words.slice(0, -1).join(' '), page: Number(last) - 1 };
+  return { query: words.join(' '), page: 0 };
+}
+
 /** One page (up to 25) of the library or of a search, with a select to open a card and page buttons. */
 export function lorasReply(library: LoraShelf, request: LorasRequest = {}): MessageReply {
   const query = (request.query ?? '').replace(/\s+/g, ' ').trim().slice(0, MAX_QUERY_IN_ID).trim();

@@ -2,13 +2,7 @@
 // language reads, so the command shown under the picture is one the user could type anywhere.
 // /compose remix:<picture> gives back the command a picture from the bot carries, to edit.
 
-import {
-  type Attachment,
-  type ChatInputCommandInteraction,
-  InteractionContextType,
-  MessageFlags,
-  SlashCommandBuilder,
-} from 'discord.js';
+import { type Attachment, type ChatInputCommandInteraction, MessageFlags } from 'discord.js';
 import { COMPOSITION_METHODS, DEFAULT_COMPOSE_LIMITS, SAMPLERS } from '../../../commands/compose/index.ts';
 import { quoteText } from '../../../commands/compose/options.ts';
 import { MAX_REMIX_BYTES } from '../../../commands/remix.ts';
@@ -19,7 +13,7 @@ import type { DiscordDeps } from '../context.ts';
 import { chatContext } from '../context.ts';
 import { describeError } from '../errors.ts';
 import { respond, send, withinAckWindow } from '../respond.ts';
-import type { SlashCommand } from './types.ts';
+import { type SlashCommand, slashCommandBuilder } from './types.ts';
 
 const L = DEFAULT_COMPOSE_LIMITS;
 
@@ -48,10 +42,7 @@ export function composeText(options: ChatInputCommandInteraction['options']): st
 export const compose: SlashCommand = {
   name: 'compose',
   data: (limits) =>
-    new SlashCommandBuilder()
-      .setName('compose')
-      .setDescription('Compose several LoRAs into one picture with CLoRA')
-      .setContexts(InteractionContextType.Guild, InteractionContextType.BotDM)
+    slashCommandBuilder('compose')
       .addStringOption((o) =>
         o
           .setName('prompt')
