@@ -112,6 +112,31 @@ export interface ProgressReply {
 
 export type Reply = MessageReply | ProgressReply;
 
+/** A field of a form: a choice among options, or a number in a range. */
+export type FormField =
+  | { kind: 'choice'; id: string; label: string; options: SelectOption[]; initial: string }
+  | { kind: 'number'; id: string; label: string; hint?: string; min: number; max: number; initial: number };
+
+/** A form the user fills in and submits: each adapter renders it as its platform's modal. */
+export interface ReplyForm {
+  /** comes back with the submission: what the form is about */
+  id: string;
+  title: string;
+  /** one line above the fields */
+  intro: string;
+  submitLabel: string;
+  fields: FormField[];
+}
+
+/** A submitted form's values, by field id, as typed or chosen. */
+export type FormValues = Readonly<Record<string, string | undefined>>;
+
+/** Why a submission is refused, beside the field to fix (platforms that cannot, show it as an error). */
+export interface FormProblem {
+  field: string;
+  message: string;
+}
+
 export function textReply(text: string, ephemeral = false): MessageReply {
   return { kind: 'message', text, ephemeral };
 }
