@@ -4,6 +4,7 @@
 
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { composeSettingsOf } from '../commands/compose/index.ts';
 import {
   BLOB,
   type ComposeJobData,
@@ -15,7 +16,6 @@ import type { Config } from '../config/index.ts';
 import { nativeImageSize } from '../engine/models/config.ts';
 import { ClipTokenizer } from '../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
-import { composeSettingsOf } from './compose-settings.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';

@@ -1,14 +1,12 @@
 // Changing one LoRA's weight, same seed: one form, which each adapter renders as its modal.
 // Given the slot it asks for that LoRA's weight; without one it also asks which subject.
 
-import type { TweakSlot } from '../actions.ts';
+import { isJobId, readTweakSlot, type TweakSlot } from '../actions.ts';
 import type { FormField, FormProblem, FormValues, ReplyForm, SelectOption } from '../reply.ts';
 import type { ComposeLimits, ComposeRequest } from './request.ts';
 import type { ComposeTweak } from './tweak.ts';
 
 export const WEIGHT_FIELDS = { subject: 'subject', weight: 'weight' } as const;
-
-const WEIGHT_FORM_ID = /^weight:([A-Za-z0-9_-]{1,64})(?::(style|0|[1-9]\d?))?$/;
 
 /** `weight:<job>:<slot>`, or `weight:<job>` for the form that asks which subject. */
 export function weightFormId(jobId: string, slot: TweakSlot | null): string {
@@ -16,10 +14,11 @@ export function weightFormId(jobId: string, slot: TweakSlot | null): string {
 }
 
 export function decodeWeightFormId(id: string): { jobId: string; slot: TweakSlot | null } | null {
-  const m = WEIGHT_FORM_ID.exec(id);
-  if (!m) return null;
-  const slot = m[2] === undefined ? null : m[2] === 'style' ? 'style' : Number(m[2]);
-  return { jobId: m[1], slot };
+  const [kind, jobId, slotText, ...rest] = id.split(':');
+  if (kind !== 'weight' || jobId === undefined || !isJobId(jobId) || rest.length > 0) return null;
+  if (slotText === undefined) return { jobId, slot: null };
+  const slot = readTweakSlot(slotText);
+  return slot === null ? null : { jobId, slot };
 }
 
 /** A LoRA of the request whose weight can change. */
@@ -91,7 +90,7 @@ export function readWeightForm(
   slot: TweakSlot | null,
   values: FormValues,
 ): { ok: true; tweak: ComposeTweak } | { ok: false; problem: FormProblem } {
-  const chosen = slot ?? slotOf(values[WEIGHT_FIELDS.subject]);
+  const chosen = slot ?? readTweakSlot(values[WEIGHT_FIELDS.subject]);
   const target = chosen === null ? undefined : weightedOf(request, chosen);
   if (!target) {
     const message =
@@ -110,9 +109,4 @@ export function readWeightForm(
       ? { kind: 'style', style: { lora: target.lora, weight } }
       : { kind: 'weight', subject: target.subject, weight };
   return { ok: true, tweak };
-}
-
-function slotOf(value: string | undefined): TweakSlot | null {
-  if (value === 'style') return 'style';
-  return value !== undefined && /^(0|[1-9]\d?)$/.test(value) ? Number(value) : null;
 }

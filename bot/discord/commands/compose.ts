@@ -3,7 +3,7 @@
 // /compose remix:<picture> gives back the command a picture from the bot carries, to edit.
 
 import { type Attachment, type ChatInputCommandInteraction, MessageFlags } from 'discord.js';
-import { COMPOSITION_METHODS, DEFAULT_COMPOSE_LIMITS, SAMPLERS } from '../../../commands/compose/index.ts';
+import { COMPOSITION_METHODS, SAMPLERS } from '../../../commands/compose/index.ts';
 import { quoteText } from '../../../commands/compose/options.ts';
 import { MAX_REMIX_BYTES } from '../../../commands/remix.ts';
 import { userErrorReply } from '../../../commands/reply.ts';
@@ -14,8 +14,6 @@ import { chatContext } from '../context.ts';
 import { describeError } from '../errors.ts';
 import { respond, send, withinAckWindow } from '../respond.ts';
 import { type SlashCommand, slashCommandBuilder } from './types.ts';
-
-const L = DEFAULT_COMPOSE_LIMITS;
 
 /** The /compose text for the options the user filled in. */
 export function composeText(options: ChatInputCommandInteraction['options']): string {
@@ -48,27 +46,27 @@ export const compose: SlashCommand = {
           .setName('prompt')
           .setDescription('Bind subjects to LoRAs, e.g. cat:<tabby> penguin:<plush> in a house')
           .setAutocomplete(true)
-          .setMaxLength(L.maxPromptLength),
+          .setMaxLength(limits.maxPromptLength),
       )
       .addIntegerOption((o) =>
         o
           .setName('seed')
           .setDescription('The same seed gives the same picture')
           .setMinValue(0)
-          .setMaxValue(L.maxSeed),
+          .setMaxValue(limits.maxSeed),
       )
       .addIntegerOption((o) =>
         o
           .setName('steps')
-          .setDescription(`Denoising steps, ${L.minSteps}–${limits.maxSteps}`)
-          .setMinValue(L.minSteps)
+          .setDescription(`Denoising steps, ${limits.minSteps}–${limits.maxSteps}`)
+          .setMinValue(limits.minSteps)
           .setMaxValue(limits.maxSteps),
       )
       .addStringOption((o) =>
         o
           .setName('size')
           .setDescription(
-            `Width x height, multiples of 64 from ${limits.minSide} to ${limits.maxSide} (default: the model's own)`,
+            `Width x height, multiples of ${limits.sideMultiple} from ${limits.minSide} to ${limits.maxSide} (default: the model's own)`,
           )
           .setAutocomplete(true)
           .setMaxLength(11),
@@ -76,15 +74,15 @@ export const compose: SlashCommand = {
       .addNumberOption((o) =>
         o
           .setName('cfg')
-          .setDescription(`How closely to follow the prompt, ${L.minCfg}–${L.maxCfg}`)
-          .setMinValue(L.minCfg)
-          .setMaxValue(L.maxCfg),
+          .setDescription(`How closely to follow the prompt, ${limits.minCfg}–${limits.maxCfg}`)
+          .setMinValue(limits.minCfg)
+          .setMaxValue(limits.maxCfg),
       )
       .addStringOption((o) =>
         o
           .setName('negative')
           .setDescription('What the picture should not show')
-          .setMaxLength(L.maxNegativeLength),
+          .setMaxLength(limits.maxNegativeLength),
       )
       .addStringOption((o) =>
         o
