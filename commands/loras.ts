@@ -14,6 +14,7 @@ import {
   type ReplyRow,
   type ReplyTone,
   textReply,
+  truncate,
   userErrorReply,
 } from './reply.ts';
 
@@ -290,10 +291,6 @@ export function formatBytes(bytes: number): string {
     u++;
   }
   return `${v >= 100 || u === 0 ? Math.round(v) : Math.round(v * 10) / 10} ${units[u]}`;
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** The answer to an admin's /lora add that worked: the LoRA is now everyone's. */

@@ -137,6 +137,11 @@ export interface FormProblem {
   message: string;
 }
 
+/** `text` cut to `max` characters, an ellipsis marking the cut. */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 export function textReply(text: string, ephemeral = false): MessageReply {
   return { kind: 'message', text, ephemeral };
 }

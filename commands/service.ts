@@ -48,6 +48,7 @@ import {
   type Reply,
   type ReplyImage,
   textReply,
+  truncate,
   userErrorReply,
 } from './reply.ts';
 
@@ -515,8 +516,4 @@ function picture(
   const mime = (value.pictures[name] ?? 'image/png') as ImageMime;
   const ext = mime === 'image/webp' ? 'webp' : mime === 'image/jpeg' ? 'jpg' : 'png';
   return { data: blobs[name], filename: `${name}-${jobId}.${ext}`, alt: truncate(alt, 200), mime };
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -11,36 +11,34 @@ import {
   TextInputBuilder,
   TextInputStyle,
 } from 'discord.js';
-import type { FormField, FormValues, ReplyForm } from '../../commands/reply.ts';
+import { type FormField, type FormValues, type ReplyForm, truncate } from '../../commands/reply.ts';
 import { DISCORD_LIMITS } from './render.ts';
 
 // A weight such as 0.85 fits; nothing a number field takes needs more.
 const NUMBER_LENGTH = 8;
 
-const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
-
 /** The modal for `form`; its custom_id is the form's id. */
 export function formModal(form: ReplyForm): ModalBuilder {
   return new ModalBuilder()
     .setCustomId(form.id)
-    .setTitle(clip(form.title, DISCORD_LIMITS.modalTitle))
+    .setTitle(truncate(form.title, DISCORD_LIMITS.modalTitle))
     .addLabelComponents(form.fields.map(label));
 }
 
 function label(field: FormField): LabelBuilder {
-  const built = new LabelBuilder().setLabel(clip(field.label, DISCORD_LIMITS.label));
+  const built = new LabelBuilder().setLabel(truncate(field.label, DISCORD_LIMITS.label));
   if (field.kind === 'choice') {
     return built.setStringSelectMenuComponent(
       new StringSelectMenuBuilder().setCustomId(field.id).addOptions(
         field.options.slice(0, DISCORD_LIMITS.selectOptions).map((o) => ({
-          label: clip(o.label, DISCORD_LIMITS.optionLabel),
+          label: truncate(o.label, DISCORD_LIMITS.optionLabel),
           value: o.value,
           default: o.value === field.initial,
         })),
       ),
     );
   }
-  if (field.hint) built.setDescription(clip(field.hint, DISCORD_LIMITS.labelDescription));
+  if (field.hint) built.setDescription(truncate(field.hint, DISCORD_LIMITS.labelDescription));
   return built.setTextInputComponent(
     new TextInputBuilder()
       .setCustomId(field.id)

@@ -15,6 +15,7 @@ import {
   type ReplyForm,
   type ReplyRow,
   type ReplySelect,
+  truncate,
 } from '../../commands/reply.ts';
 
 type KnownBlock = types.KnownBlock;
@@ -72,9 +73,8 @@ export function mrkdwn(markdown: string): string {
     .join('');
 }
 
-export function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
+/** Text cut to one of Block Kit's limits. */
+export const clip = truncate;
 
 const plain = (text: string, max: number) => ({
   type: 'plain_text' as const,
