@@ -4,6 +4,7 @@
 
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { composeSettingsOf } from '../commands/compose/index.ts';
 import {
   BLOB,
   type ComposeJobData,
@@ -15,11 +16,11 @@ import type { Config } from '../config/index.ts';
 import { nativeImageSize } from '../engine/models/config.ts';
 import { ClipTokenizer } from '../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../engine/weights/checkpoint.ts';
-import { composeSettingsOf } from './compose-settings.ts';
 import { LoraCheckThread } from './library/check-client.ts';
 import { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
+import { readRecipe } from './render/recipe.ts';
 import { StartProblem } from './start-problem.ts';
 import { EngineThread, engineOptions } from './worker/engine-client.ts';
 import { composePreflight } from './worker/preflight.ts';
@@ -143,6 +144,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const commands = new ComposeCommands({
     queue,
     library,
+    readRecipe,
     settings,
     model,
     ...(tokenizer ? { preflight: composePreflight(tokenizer, library) } : {}),

@@ -21,6 +21,17 @@ const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_SLOT = 99;
 const MAX_PAGE = 9999;
 
+/** Whether `id` is a job id an action id can carry. */
+export function isJobId(id: string): boolean {
+  return JOB_ID.test(id);
+}
+
+/** A slot as an id spells it ('0'–'99' or 'style'); null for anything else. */
+export function readTweakSlot(text: string | undefined): TweakSlot | null {
+  if (text === 'style') return 'style';
+  return text !== undefined && /^(0|[1-9]\d?)$/.test(text) ? Number(text) : null;
+}
+
 /** The id for `action`; throws on a job id or slot no id could carry (a bug, not user input). */
 export function encodeActionId(action: ComposeAction): string {
   if (!JOB_ID.test(action.jobId)) {
@@ -49,11 +60,8 @@ export function decodeActionId(id: string): ComposeAction | null {
   }
   if (kind !== 'tweak' || parts.length > 4) return null;
   if (parts.length === 2) return { kind: 'tweak', jobId, slot: null, page: 0 };
-  const slotText = parts[2];
-  let slot: TweakSlot;
-  if (slotText === 'style') slot = 'style';
-  else if (/^(0|[1-9]\d?)$/.test(slotText)) slot = Number(slotText);
-  else return null;
+  const slot = readTweakSlot(parts[2]);
+  if (slot === null) return null;
   if (parts.length === 3) return { kind: 'tweak', jobId, slot, page: 0 };
   return /^[1-9]\d{0,3}$/.test(parts[3]) ? { kind: 'tweak', jobId, slot, page: Number(parts[3]) } : null;
 }

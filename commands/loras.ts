@@ -1,8 +1,9 @@
 // /loras [query] [page]: the LoRA library a page at a time, optionally searched; /lora <name>:
 // one LoRA's card with its triggers, base model, provenance, preview and a Try it button.
 
-import type { LoraEntry, LoraLibrary } from '../bot/library/index.ts';
 import { encodeLoraActionId } from './actions.ts';
+import { quotedAlternatives } from './compose/closest.ts';
+import type { LoraLibraryView, LoraView } from './ports.ts';
 import {
   type MessageReply,
   pageOf,
@@ -13,12 +14,13 @@ import {
   type ReplyRow,
   type ReplyTone,
   textReply,
+  truncate,
   userErrorReply,
 } from './reply.ts';
 
 /** What the replies need of the library. */
-export type LoraShelf = Pick<LoraLibrary, 'list' | 'search'>;
-export type LoraCardSource = Pick<LoraLibrary, 'check' | 'preview' | 'unknownNameMessage'>;
+export type LoraShelf = Pick<LoraLibraryView, 'list' | 'search'>;
+export type LoraCardSource = Pick<LoraLibraryView, 'check' | 'preview' | 'closest'>;
 
 /** Under Discord's default 10 MiB attachment limit, with room for the rest of the reply. */
 export const LORA_PREVIEW_MAX_BYTES = 8 * 1024 * 1024;
@@ -33,6 +35,15 @@ export interface LorasRequest {
   query?: string;
   /** 0-based */
   page?: number;
+}
+
+/** "penguin 2" → search "penguin", page index 1; a lone number is a page (/loras typed as text). */
+export function readLorasText(text: string): Required<LorasRequest> {
+  const words = text.trim().split(/\s+/).filter(Boolean);
+  const last = words.at(-1);
+  if (last !== undefined && /^[1-9]\d{0,3}$/.test(last))
+    return { query: words.slice(0, -1).join(' '), page: Number(last) - 1 };
+  return { query: words.join(' '), page: 0 };
 }
 
 /** One page (up to 25) of the library or of a search, with a select to open a card and page buttons. */
@@ -102,7 +113,7 @@ export async function loraCardReply(library: LoraCardSource, name: string): Prom
   if (asked === '') return userErrorReply('give the name of a LoRA: `/lora <name>`', '`/loras` lists them.');
   // A LoRA still waiting for its background check is checked now, so the card is definite.
   const entry = await library.check(asked);
-  if (!entry) return userErrorReply(library.unknownNameMessage(asked));
+  if (!entry) return userErrorReply(unknownLoraMessage(asked, library.closest(asked)));
 
   // An unusable LoRA's card leads with why, and offers no way to use it.
   const fields: ReplyCardField[] =
@@ -170,7 +181,7 @@ export function tryItPrefill(loraName: string): string {
 }
 
 /** The name, with the display name where it says more than the name does. */
-function titleOf(e: LoraEntry): string {
+function titleOf(e: LoraView): string {
   const plain = e.displayName
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
@@ -178,7 +189,7 @@ function titleOf(e: LoraEntry): string {
   return plain === e.name && !/\s/.test(e.displayName) ? e.name : `${e.name} (${e.displayName})`;
 }
 
-function listLine(e: LoraEntry): string {
+function listLine(e: LoraView): string {
   if (e.check.state === 'unusable') return `cannot be used: ${e.check.reason}`;
   const parts = [
     `triggers: ${e.triggers.map((t) => `\`${t}\``).join(', ')}`,
@@ -190,7 +201,7 @@ function listLine(e: LoraEntry): string {
   return parts.join(' · ');
 }
 
-function describeTriggers(e: LoraEntry): string {
+function describeTriggers(e: LoraView): string {
   const words = e.triggers.map((t) => `\`${t}\``).join(', ');
   switch (e.triggerSource) {
     case 'sidecar':
@@ -204,7 +215,7 @@ function describeTriggers(e: LoraEntry): string {
   }
 }
 
-function describeBase(e: LoraEntry): string {
+function describeBase(e: LoraView): string {
   const claim = e.baseModelClaim ? `; its metadata says ${e.baseModelClaim}` : '';
   switch (e.check.state) {
     case 'ok':
@@ -220,14 +231,14 @@ function describeBase(e: LoraEntry): string {
   }
 }
 
-function describeRank(e: LoraEntry): string {
+function describeRank(e: LoraView): string {
   const rank = e.rank === undefined ? 'unknown' : String(e.rank);
   if (e.check.state !== 'ok') return rank;
   const kind = { kohya: 'kohya LoRA', peft: 'PEFT LoRA', locon: 'LoCon (kohya)' }[e.check.format];
   return `${rank}, ${kind}`;
 }
 
-function describeSource(e: LoraEntry): string {
+function describeSource(e: LoraView): string {
   if (e.source && e.author) return `${e.source} (by ${e.author})`;
   if (e.source) return e.source;
   if (e.author) return `by ${e.author}`;
@@ -250,7 +261,7 @@ function describeTraining(meta: Readonly<Record<string, string>>): string | unde
   return parts.length > 0 ? parts.join(' · ') : undefined;
 }
 
-function toneOf(e: LoraEntry): ReplyTone {
+function toneOf(e: LoraView): ReplyTone {
   switch (e.check.state) {
     case 'ok':
       return 'brand';
@@ -260,6 +271,13 @@ function toneOf(e: LoraEntry): ReplyTone {
     case 'unchecked':
       return 'neutral';
   }
+}
+
+/** "unknown LoRA 'pengiun' — did you mean 'penguin-plush'?", given the names nearest the typed one. */
+export function unknownLoraMessage(name: string, near: readonly string[]): string {
+  return near.length > 0
+    ? `unknown LoRA '${name}' — did you mean ${quotedAlternatives(near)}?`
+    : `unknown LoRA '${name}': /loras lists the ones this bot has`;
 }
 
 /** "812 B", "546 KB", "144.1 MB", in 1024s as civitai and file managers show them. */
@@ -275,13 +293,9 @@ export function formatBytes(bytes: number): string {
   return `${v >= 100 || u === 0 ? Math.round(v) : Math.round(v * 10) / 10} ${units[u]}`;
 }
 
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-
 /** The answer to an admin's /lora add that worked: the LoRA is now everyone's. */
 export function loraAddedReply(
-  entry: Pick<LoraEntry, 'name' | 'triggers' | 'sizeBytes'>,
+  entry: Pick<LoraView, 'name' | 'triggers' | 'sizeBytes'>,
   replaced: boolean,
 ): MessageReply {
   return {

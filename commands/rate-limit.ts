@@ -31,7 +31,11 @@ export class UserRateLimit {
   private readonly now: () => number;
   private readonly maxUsers: number;
 
-  constructor(private readonly options: RateLimitOptions = DEFAULT_RATE_LIMIT) {
+  private readonly options: RateLimitOptions;
+
+  /** Every adapter builds its limiter here, so what it leaves out takes the same defaults. */
+  constructor(options: Partial<RateLimitOptions> = {}) {
+    this.options = { ...DEFAULT_RATE_LIMIT, ...options };
     this.now = options.now ?? Date.now;
     this.maxUsers = options.maxUsers ?? DEFAULT_MAX_USERS;
   }

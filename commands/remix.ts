@@ -1,7 +1,6 @@
 // Remix: a picture the bot made carries its /compose command; reading it back gives the user that command to
 // edit and run. The command is only ever parsed with the /compose grammar, never run from the file.
 
-import { type Recipe, readRecipe } from '../bot/render/recipe.ts';
 import {
   COMPOSITION_METHODS,
   type ComposeRequest,
@@ -11,6 +10,7 @@ import {
   parseCompose,
   SAMPLERS,
 } from './compose/index.ts';
+import type { PictureRecipe, RecipeReader } from './ports.ts';
 import type { MessageReply } from './reply.ts';
 import { userErrorReply } from './reply.ts';
 
@@ -62,6 +62,12 @@ export interface RemixLibrary {
   get(name: string): { name: string } | undefined;
 }
 
+/** What remix reads a picture with, and the library it looks the picture's LoRAs up in. */
+export interface RemixPorts {
+  library: RemixLibrary;
+  readRecipe: RecipeReader;
+}
+
 export interface RemixOutcome {
   reply: MessageReply;
   /** The command text to put in the user's compose box, without "/compose". */
@@ -75,7 +81,7 @@ function codeBlock(text: string): string {
 }
 
 /** The missing LoRAs of a recipe, with the hash Civitai finds them by. */
-function missingLoras(request: ComposeRequest, recipe: Recipe, library: RemixLibrary): string[] {
+function missingLoras(request: ComposeRequest, recipe: PictureRecipe, library: RemixLibrary): string[] {
   const names = [...request.bindings.map((b) => b.lora), ...(request.style ? [request.style.lora] : [])];
   return names
     .filter((name) => !library.get(name))
@@ -91,7 +97,7 @@ function missingLoras(request: ComposeRequest, recipe: Recipe, library: RemixLib
 /** What an uploaded picture gives back: its command, editable, or why there is none. */
 export function remixReply(
   bytes: Uint8Array,
-  library: RemixLibrary,
+  { library, readRecipe }: RemixPorts,
   settings: ComposeSettings = DEFAULT_COMPOSE_SETTINGS,
 ): RemixOutcome {
   if (bytes.byteLength > MAX_REMIX_BYTES)

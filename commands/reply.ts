@@ -112,6 +112,36 @@ export interface ProgressReply {
 
 export type Reply = MessageReply | ProgressReply;
 
+/** A field of a form: a choice among options, or a number in a range. */
+export type FormField =
+  | { kind: 'choice'; id: string; label: string; options: SelectOption[]; initial: string }
+  | { kind: 'number'; id: string; label: string; hint?: string; min: number; max: number; initial: number };
+
+/** A form the user fills in and submits: each adapter renders it as its platform's modal. */
+export interface ReplyForm {
+  /** comes back with the submission: what the form is about */
+  id: string;
+  title: string;
+  /** one line above the fields */
+  intro: string;
+  submitLabel: string;
+  fields: FormField[];
+}
+
+/** A submitted form's values, by field id, as typed or chosen. */
+export type FormValues = Readonly<Record<string, string | undefined>>;
+
+/** Why a submission is refused, beside the field to fix (platforms that cannot, show it as an error). */
+export interface FormProblem {
+  field: string;
+  message: string;
+}
+
+/** `text` cut to `max` characters, an ellipsis marking the cut. */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 export function textReply(text: string, ephemeral = false): MessageReply {
   return { kind: 'message', text, ephemeral };
 }
@@ -127,6 +157,20 @@ export function userErrorReply(message: string, hint?: string): MessageReply {
 
 export function buttonRow(...buttons: ReplyButton[]): ReplyRow {
   return { kind: 'buttons', buttons };
+}
+
+/** Shares (adding up to 1) as percentages with one decimal that add up to exactly 100.0% (largest remainder). */
+export function percentagesSummingTo100(shares: readonly number[]): string[] {
+  const tenths = shares.map((s) => s * 1000);
+  const floors = tenths.map(Math.floor);
+  let left = 1000 - floors.reduce((a, b) => a + b, 0);
+  const order = tenths.map((t, i) => [t - floors[i]!, i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of order) {
+    if (left <= 0) break;
+    floors[i]! += 1;
+    left--;
+  }
+  return floors.map((t, i) => (t === 0 && shares[i]! > 0 ? '<0.1%' : `${(t / 10).toFixed(1)}%`));
 }
 
 /** "45 s", "2 min 5 s", "1 h 3 min". */

@@ -2,8 +2,6 @@
 // returns a reply model; adapters (Discord, Slack, the playground) render replies and
 // call these on every slash command, button and select.
 
-import type { JobQueue, JobRecord } from '../bot/queue/types.ts';
-import { percentagesSummingTo100 } from '../bot/render/masks.ts';
 import {
   type ComposeAction,
   composeResultRow,
@@ -36,7 +34,8 @@ import {
   type ComposeJobValue,
   type JobOrigin,
 } from './jobs.ts';
-import { type LoraCardSource, type LoraShelf, loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
+import { loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
+import type { JobQueue, JobRecord, LoraLibraryView, RecipeReader } from './ports.ts';
 import { remixReply } from './remix.ts';
 import {
   describeProgress,
@@ -44,10 +43,12 @@ import {
   type ImageMime,
   type JobProgress,
   type MessageReply,
+  percentagesSummingTo100,
   REPLY_LIMITS,
   type Reply,
   type ReplyImage,
   textReply,
+  truncate,
   userErrorReply,
 } from './reply.ts';
 
@@ -58,17 +59,6 @@ export type ComposeRecord = JobRecord<ComposeJobData, ComposeJobValue, ComposeJo
 export interface ChatContext extends JobOrigin {
   /** may cancel anyone's job and manage the library */
   isAdmin: boolean;
-}
-
-/** The LoRA library as the commands use it. */
-export interface CommandLibrary extends LoraShelf, LoraCardSource {
-  names(): readonly string[];
-  get(
-    name: string,
-  ):
-    | { name: string; usable: boolean; sha256?: string; check: { state: string; reason?: string } }
-    | undefined;
-  unusable?(name: string): { name: string; reason: string } | undefined;
 }
 
 export interface ModelStatus {
@@ -82,7 +72,9 @@ export type Preflight = { ok: true; notes: string[] } | { ok: false; message: st
 
 export interface CommandServices {
   queue: ComposeQueue;
-  library: CommandLibrary;
+  library: LoraLibraryView;
+  /** reads the /compose command a picture from the bot carries */
+  readRecipe: RecipeReader;
   settings: ComposeSettings;
   model: () => ModelStatus;
   /** the engine's checks with the model's tokenizer; absent where this process has no model */
@@ -182,7 +174,7 @@ export class ComposeCommands {
 
   /** A picture the user gave back: the /compose command it carries, to edit (nothing in it is run). */
   remix(picture: Uint8Array): CommandOutcome {
-    return remixReply(picture, this.services.library, this.services.settings);
+    return remixReply(picture, this.services, this.services.settings);
   }
 
   /** /loras [query] [page] */
@@ -475,7 +467,8 @@ export class ComposeCommands {
           ),
         };
       if (!entry.usable) {
-        const reason = entry.check.reason ? `: ${entry.check.reason}` : '';
+        const reason =
+          entry.check.state === 'unusable' && entry.check.reason ? `: ${entry.check.reason}` : '';
         return {
           reply: userErrorReply(
             `the LoRA '${name}' cannot be used${reason}`,
@@ -523,8 +516,4 @@ function picture(
   const mime = (value.pictures[name] ?? 'image/png') as ImageMime;
   const ext = mime === 'image/webp' ? 'webp' : mime === 'image/jpeg' ? 'jpg' : 'png';
   return { data: blobs[name], filename: `${name}-${jobId}.${ext}`, alt: truncate(alt, 200), mime };
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -1,6 +1,7 @@
 // The configuration keys: one entry per environment variable, each with its value kind (a zod
 // schema plus a sentence saying what it expects), default, description and secrecy.
 import { z } from 'zod';
+import { DEFAULT_COMPOSE_LIMITS } from '../commands/compose/request.ts';
 
 /** A kind of value: how to parse it and how to say what it expects in an error. */
 export interface ValueKind<S extends z.ZodType = z.ZodType> {
@@ -139,9 +140,13 @@ export const configKeys = {
     description: 'end an iterative burst of latent updates once the contrastive loss is below this',
     defaultText: 'off (always the full count, as published)',
   }),
-  MAX_LORAS: withDefault(int(1, 64), 8, { description: 'most LoRAs one /compose may use' }),
-  MAX_STEPS: withDefault(int(1, 1000), 150, { description: 'most denoising steps one job may ask for' }),
-  MAX_SIZE: withDefault(side(64, 4096), 1024, {
+  MAX_LORAS: withDefault(int(1, 64), DEFAULT_COMPOSE_LIMITS.maxLoras, {
+    description: 'most LoRAs one /compose may use',
+  }),
+  MAX_STEPS: withDefault(int(1, 1000), DEFAULT_COMPOSE_LIMITS.maxSteps, {
+    description: 'most denoising steps one job may ask for',
+  }),
+  MAX_SIZE: withDefault(side(64, 4096), DEFAULT_COMPOSE_LIMITS.maxSide, {
     description: 'largest image width or height in pixels (a multiple of 64)',
   }),
   USER_CONCURRENCY: withDefault(int(1, 100), 1, {

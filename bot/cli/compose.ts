@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
   type ComposeSettings,
+  composeSettingsOf,
   loraCatalog,
   parseCompose,
   pointAtError,
@@ -19,7 +20,6 @@ import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
 import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.ts';
 import { isEntryPoint } from '../../engine/entry-point.ts';
-import { composeSettingsOf } from '../compose-settings.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
 import { encodePng, recipeText } from '../render/index.ts';

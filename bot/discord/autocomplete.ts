@@ -2,7 +2,7 @@
 // values (≤ 100 characters) replace the whole option. So a LoRA being typed inside the prompt
 // (`cat:<ta`) is completed by offering whole prompts, one per matching LoRA.
 
-import { completeName } from '../../commands/compose/index.ts';
+import { type ComposeLimits, completeName, DEFAULT_COMPOSE_LIMITS } from '../../commands/compose/index.ts';
 
 export interface Choice {
   name: string;
@@ -68,15 +68,16 @@ const RATIOS: readonly [number, number][] = [
  */
 export function sizeChoices(
   typed: string,
-  limits: { minSide: number; maxSide: number },
+  limits: Pick<ComposeLimits, 'minSide' | 'maxSide'> & Partial<Pick<ComposeLimits, 'sideMultiple'>>,
   defaultSide: number | null = null,
 ): Choice[] {
+  const { minSide, maxSide, sideMultiple = DEFAULT_COMPOSE_LIMITS.sideMultiple } = limits;
   const sides: number[] = [];
-  for (let s = limits.minSide; s <= limits.maxSide; s += 64) sides.push(s);
+  for (let s = minSide; s <= maxSide; s += sideMultiple) sides.push(s);
   const byRatio = RATIOS.map(([a, b]) =>
     sides
       .map((w) => [w, (w * b) / a] as const)
-      .filter(([, h]) => Number.isInteger(h) && h % 64 === 0 && h >= limits.minSide && h <= limits.maxSide),
+      .filter(([, h]) => Number.isInteger(h) && h % sideMultiple === 0 && h >= minSide && h <= maxSide),
   );
   const sizes: string[] = [];
   // Off the model's own area a picture degrades (repeated subjects), so offer that area first.

@@ -2,36 +2,26 @@
 // platform-neutral ChatContext of the user behind an interaction.
 
 import type { BaseInteraction, Client } from 'discord.js';
+import { type ComposeLimits, composeSettingsOf } from '../../commands/compose/index.ts';
 import type { UserRateLimit } from '../../commands/rate-limit.ts';
 import type { ChatContext } from '../../commands/service.ts';
 import type { Config, DiscordConfig } from '../../config/index.ts';
 import type { App } from '../app.ts';
-import { composeSettingsOf } from '../compose-settings.ts';
 import type { Logger } from '../log.ts';
 import { discordAttachmentLimit } from '../render/index.ts';
 import { type JobDelivery, originMessage, type ReplyTarget } from './delivery.ts';
 import { isAdmin } from './preconditions.ts';
 
 /** The ranges the slash command definitions announce (the commands re-check them all). */
-export interface CommandLimits {
-  maxSteps: number;
-  /** the largest image side, a multiple of 64 */
-  maxSide: number;
-  /** the smallest image side, a multiple of 64 */
-  minSide: number;
+export interface CommandLimits extends ComposeLimits {
   /** largest `/lora add` upload, in bytes */
   loraUploadBytes: number;
 }
 
-/** The limits as the app applies them (bot/compose-settings.ts). */
+/** The limits as the app applies them (composeSettingsOf, the one rule every front end reads). */
 export function commandLimits(config: Config): CommandLimits {
   const { limits } = composeSettingsOf(config.limits);
-  return {
-    maxSteps: limits.maxSteps,
-    maxSide: limits.maxSide,
-    minSide: limits.minSide,
-    loraUploadBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
-  };
+  return { ...limits, loraUploadBytes: config.limits.loraUploadMaxMb * 1024 * 1024 };
 }
 
 export interface DiscordDeps {

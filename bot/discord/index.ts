@@ -11,7 +11,7 @@ import {
   SimpleShardingStrategy,
   type WebSocketOptions,
 } from 'discord.js';
-import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
+import { type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import { userErrorReply } from '../../commands/reply.ts';
 import type { DiscordConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
@@ -36,7 +36,8 @@ export interface DiscordAdapterOptions {
   tokenLifetimeMs?: number;
   /** least time between two progress edits of one reply */
   progressIntervalMs?: number;
-  rateLimit?: RateLimitOptions;
+  /** the per-user limit; what it leaves out takes DEFAULT_RATE_LIMIT, as on every platform */
+  rateLimit?: Partial<RateLimitOptions>;
   /** how long to wait for the gateway's READY */
   readyTimeoutMs?: number;
 }
@@ -108,7 +109,7 @@ export async function startDiscord(app: App, options: DiscordAdapterOptions = {}
     client: readyClient,
     delivery,
     limits: commandLimits(app.config),
-    rateLimit: new UserRateLimit({ ...(options.rateLimit ?? DEFAULT_RATE_LIMIT), now }),
+    rateLimit: new UserRateLimit({ ...options.rateLimit, now }),
     log,
     now,
   };

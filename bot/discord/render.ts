@@ -50,6 +50,9 @@ export const DISCORD_LIMITS = Object.freeze({
   placeholder: 150,
   attachments: 10,
   attachmentDescription: 1024,
+  modalTitle: 45,
+  label: 45,
+  labelDescription: 100,
 });
 
 /** One file of a message, as discord.js uploads it (`files[n]` in the multipart body). */

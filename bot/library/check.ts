@@ -3,25 +3,12 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { LoraCheck } from '../../commands/ports.ts';
 import { LoraError, readLora } from '../../engine/lora/file.ts';
 import type { BaseWeights } from '../../engine/lora/targets.ts';
 import { WeightsError } from '../../engine/weights/safetensors.ts';
 
-export type LoraCheck =
-  /** no model is configured, so nothing can be checked against it */
-  | { state: 'unchecked' }
-  /** waiting for the background check */
-  | { state: 'pending' }
-  | {
-      state: 'ok';
-      format: 'kohya' | 'peft' | 'locon';
-      /** layers of the model the file adapts */
-      layers: number;
-      /** modules of the file that match no layer of the model (ignored when composing) */
-      unmatched: number;
-      rank: number;
-    }
-  | { state: 'unusable'; reason: string };
+export type { LoraCheck };
 
 export interface CheckOutcome {
   check: Extract<LoraCheck, { state: 'ok' | 'unusable' }>;

@@ -1,47 +1,22 @@
 // One LoRA of the library as users see it: its name, trigger words, what it was made for and
 // whether it can be used, assembled from the file's header, its sidecar and its check.
 
+import type { LoraView, TriggerSource } from '../../commands/ports.ts';
 import type { LoraRef } from '../../engine/clora/spec.ts';
 import { baseModelHint } from '../../engine/lora/metadata.ts';
 import type { LoraCheck } from './check.ts';
 import { type LoraHeader, metadataTriggers } from './header.ts';
 import { plainText, type Sidecar } from './sidecar.ts';
 
-/** Where the trigger words came from, most trusted first. */
-export type TriggerSource = 'sidecar' | 'metadata' | 'name';
+export type { TriggerSource };
 
-export interface LoraEntry {
-  /** the slug users type: lowercase a–z, 0–9 and '-', unique in the library */
-  readonly name: string;
-  readonly displayName: string;
+/** A LoRA as users see it (commands/ports.ts), with where its file and preview are. */
+export interface LoraEntry extends LoraView {
   /** what the engine loads */
   readonly ref: LoraRef;
-  /** the file name in the library folder */
-  readonly file: string;
-  readonly sizeBytes: number;
   readonly modifiedMs: number;
-  readonly triggers: readonly string[];
-  readonly triggerSource: TriggerSource;
-  /** training tags (most frequent first), then the sidecar's tags */
-  readonly tags: readonly string[];
-  readonly rank: number | undefined;
-  /** undefined until the background check or hash has read the file */
-  readonly sha256: string | undefined;
-  readonly check: LoraCheck;
-  /** false when the check (or the header alone) rules it out; never offered to /compose then */
-  readonly usable: boolean;
-  /** the base model the sidecar or metadata claims, unverified */
-  readonly baseModelClaim: string | undefined;
-  /** the ss_* and modelspec.* metadata */
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly description: string | undefined;
-  readonly source: string | undefined;
-  readonly author: string | undefined;
-  readonly licence: string | undefined;
   /** a picture file beside it, or a thumbnail in its metadata */
   readonly preview: { kind: 'file'; path: string } | { kind: 'metadata' } | undefined;
-  /** things the operator may want to fix, shown on the card */
-  readonly notes: readonly string[];
 }
 
 /** One LoRA file as the last scan found it. */

@@ -7,10 +7,9 @@ import { EventEmitter } from 'node:events';
 import { constants, type Dirent, type FSWatcher, type Stats, watch } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
-import type { LoraCatalog } from '../../commands/compose/resolve.ts';
-import { formatBytes } from '../../commands/loras.ts';
-import type { ImageMime } from '../../commands/reply.ts';
+import { closestNames } from '../../commands/compose/closest.ts';
+import { formatBytes, unknownLoraMessage } from '../../commands/loras.ts';
+import type { LoraLibraryView, LoraPreview } from '../../commands/ports.ts';
 import type { BaseWeights } from '../../engine/lora/targets.ts';
 import { pickledFileProblem } from '../../engine/weights/safetensors.ts';
 import { type CheckOutcome, checkLora, hashFile, type LoraCheck } from './check.ts';
@@ -81,9 +80,7 @@ export type AddResult = { ok: true; entry: LoraEntry; replaced: boolean } | { ok
 
 export type RemoveResult = { ok: true; entry: LoraEntry } | { ok: false; message: string };
 
-export type PreviewResult =
-  | { ok: true; image: { data: Uint8Array; mime: ImageMime; filename: string } }
-  | { ok: false; problem: string };
+export type PreviewResult = LoraPreview;
 
 const LORA_EXTENSION = '.safetensors';
 // Pickled LoRAs are listed (as unusable, saying how to convert them) so nobody wonders where theirs went.
@@ -93,7 +90,7 @@ const MIB = 1024 * 1024;
 // While a long background check runs, listeners hear of its progress this often.
 const CHANGE_EVENT_EVERY_MS = 2000;
 
-export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCatalog {
+export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraLibraryView {
   private scans = new Map<string, ScannedFile>();
   /** file → name, kept while the process runs so names stay stable */
   private held = new Map<string, string>();
@@ -198,14 +195,6 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   /** LoRAs matching `query` by name, display name, trigger or tag, best first. */
   search(query: string): LoraEntry[] {
     return searchEntries(this.entries, query);
-  }
-
-  /** "unknown LoRA 'pengiun' — did you mean 'penguin-plush'?" */
-  unknownNameMessage(name: string): string {
-    const near = this.closest(name);
-    return near.length > 0
-      ? `unknown LoRA '${name}' — did you mean ${quotedAlternatives(near)}?`
-      : `unknown LoRA '${name}': /loras lists the ones this bot has`;
   }
 
   /** Checks a LoRA still waiting for the background check now, and returns its entry. */
@@ -355,7 +344,7 @@ export class LoraLibrary extends EventEmitter<LibraryEvents> implements LoraCata
   async remove(name: string): Promise<RemoveResult> {
     await this.rescan();
     const entry = this.get(name);
-    if (!entry) return { ok: false, message: this.unknownNameMessage(name) };
+    if (!entry) return { ok: false, message: unknownLoraMessage(name, this.closest(name)) };
     const scan = this.scans.get(entry.file);
     try {
       await unlink(entry.ref.path);

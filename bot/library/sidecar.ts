@@ -2,7 +2,7 @@
 // UI write (name, trigger words, description, source, licence, base model, tags), and a
 // preview picture `<stem>.preview.png` or `<stem>.png|.jpg|.jpeg|.webp`.
 
-import type { ImageMime } from '../../commands/reply.ts';
+import type { ImageMime } from '../../commands/ports.ts';
 
 export interface Sidecar {
   name?: string;

@@ -2,30 +2,11 @@
 // and plain text as a /compose prompt.
 
 import { closestNames, quotedAlternatives } from '../../commands/compose/closest.ts';
+import { readLorasText } from '../../commands/loras.ts';
 import { type MessageReply, type Reply, textReply, userErrorReply } from '../../commands/reply.ts';
 import type { ChatContext, CommandOutcome, ComposeCommands } from '../../commands/service.ts';
+import { COMMAND_TABLE, commandUsage } from '../../commands/table.ts';
 import { CIVITAI_ADD_HINT, type CivitaiAddRequest, readAddText } from '../civitai/index.ts';
-
-export interface PlaygroundCommand {
-  name: string;
-  usage: string;
-  summary: string;
-  /** takes text after its name */
-  takesText: boolean;
-}
-
-export const PLAYGROUND_COMMANDS: readonly PlaygroundCommand[] = [
-  {
-    name: 'compose',
-    usage: '/compose <prompt>',
-    summary: 'compose LoRAs into one picture',
-    takesText: true,
-  },
-  { name: 'loras', usage: '/loras [search]', summary: 'list the LoRA library', takesText: true },
-  { name: 'lora', usage: '/lora <name>', summary: "one LoRA's card", takesText: true },
-  { name: 'queue', usage: '/queue', summary: 'your recent jobs', takesText: false },
-  { name: 'help', usage: '/help', summary: 'how /compose works', takesText: false },
-];
 
 const COMMAND = /^\s*\/([^\s]*)\s*([\s\S]*)$/;
 
@@ -46,8 +27,10 @@ export async function runCommand(
     case 'compose':
       if (rest.trim() === '') return { reply: commands.help() };
       return commands.compose(rest, ctx);
-    case 'loras':
-      return { reply: commands.loras(rest.trim()) };
+    case 'loras': {
+      const { query, page } = readLorasText(rest);
+      return { reply: commands.loras(query, page) };
+    }
     case 'lora':
       if (fromCivitai && /^add\s/i.test(rest.trim())) {
         const request = readAddText(rest.trim().slice(4));
@@ -74,16 +57,16 @@ export async function runCommand(
 
 function withCommandList(help: Reply): Reply {
   if (help.kind !== 'message') return help;
-  const list = PLAYGROUND_COMMANDS.map((c) => `\`${c.usage}\` ${c.summary}`).join('\n');
+  const list = COMMAND_TABLE.map((c) => `\`${commandUsage(c)}\` ${c.description}`).join('\n');
   return { ...help, text: `**Commands**\n${list}\nPlain text works as /compose.` };
 }
 
 function unknownCommand(name: string): MessageReply {
   const near = closestNames(
     name,
-    PLAYGROUND_COMMANDS.map((c) => c.name),
+    COMMAND_TABLE.map((c) => c.name),
   );
-  const known = PLAYGROUND_COMMANDS.map((c) => `/${c.name}`).join(', ');
+  const known = COMMAND_TABLE.map((c) => `/${c.name}`).join(', ');
   return userErrorReply(
     near.length > 0
       ? `unknown command '/${name}' — did you mean ${quotedAlternatives(near.map((n) => `/${n}`))}?`

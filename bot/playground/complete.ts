@@ -2,7 +2,7 @@
 // LoRA being bound at the end of a prompt (`cat:<ta`), each offered as the whole text.
 
 import { completeName } from '../../commands/compose/closest.ts';
-import { PLAYGROUND_COMMANDS } from './commands.ts';
+import { COMMAND_TABLE, commandUsage } from '../../commands/table.ts';
 
 export interface Completion {
   /** the whole input with the completion applied */
@@ -31,10 +31,10 @@ export function complete(text: string, source: CompletionSource): Completion[] {
   const command = COMMAND_NAME.exec(text);
   if (command) {
     const typed = command[1].toLowerCase();
-    return PLAYGROUND_COMMANDS.filter((c) => c.name.startsWith(typed)).map((c) => ({
-      text: `/${c.name}${c.takesText ? ' ' : ''}`,
-      label: c.usage,
-      detail: c.summary,
+    return COMMAND_TABLE.filter((c) => c.name.startsWith(typed)).map((c) => ({
+      text: `/${c.name}${c.usage === '' ? '' : ' '}`,
+      label: commandUsage(c),
+      detail: c.description,
     }));
   }
   const lora = LORA_COMMAND.exec(text);

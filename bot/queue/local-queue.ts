@@ -10,12 +10,9 @@ import {
   type EnqueueOptions,
   type EnqueueOutcome,
   type JobContext,
-  type JobFailure,
-  type JobOwner,
   type JobProcessor,
   type JobQueue,
   type JobRecord,
-  type JobState,
   type JobWorker,
   type Json,
   type QueueEventType,
@@ -25,22 +22,11 @@ import {
   type WorkerOptions,
 } from './types.ts';
 
-interface LocalJob {
-  id: string;
+/** A job as this process keeps it: the record's fields, with data, progress and result as JSON text. */
+interface LocalJob extends Omit<JobRecord<never, never, never>, 'data' | 'progress' | 'result'> {
   dataJson: string;
-  owner: JobOwner;
-  priority: number;
-  state: JobState;
-  attempts: number;
   progressJson?: string;
   result?: { valueJson: string; blobs: Map<string, Uint8Array> };
-  error?: JobFailure;
-  cancelRequested: boolean;
-  enqueuedAt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  delivery?: { [key: string]: Json };
-  delivered: boolean;
   /** Order among equal priorities; renewed when a retry re-enters the queue, as in BullMQ. */
   seq: number;
   run?: AbortController;

@@ -48,6 +48,8 @@
 // Text is drawn by sharp (Pango) in fonts shipped as npm packages (text.ts: Noto Sans SC, Noto Emoji), so labels
 // show names in any script and emoji as typed, and do not depend on the host's fonts.
 
+// The legend's rounding is the commands' (the result card's Masks field shows the same numbers).
+export { percentagesSummingTo100 } from '../../commands/reply.ts';
 export {
   type AttentionMapSet,
   type AttentionSheetLayout,
@@ -101,7 +103,6 @@ export {
   maskLegend,
   maskOverlay,
   ownershipShares,
-  percentagesSummingTo100,
   type RenderBudget,
 } from './masks.ts';
 export { BACKGROUND_SWATCH, LORA_PALETTE, loraColor } from './palette.ts';

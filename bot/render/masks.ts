@@ -1,4 +1,5 @@
 // Which LoRA owns which pixels: the image with coloured mask overlays and a legend, and a grid of mask thumbnails.
+import { percentagesSummingTo100 } from '../../commands/reply.ts';
 import { type EncodedImage, encodeRgbImage, resizeImage } from './encode.ts';
 import { DEFAULT_MAX_BYTES } from './limits.ts';
 import { BACKGROUND_SWATCH, loraColor } from './palette.ts';
@@ -123,20 +124,6 @@ export function ownershipShares(masks: MaskSet): { loras: number[]; background: 
     if (owners.length > 1) shared++;
   }
   return { loras: loras.map((n) => n / cells), background: background / cells, shared: shared / cells };
-}
-
-/** Shares (adding up to 1) as percentages with one decimal that add up to exactly 100.0% (largest remainder). */
-export function percentagesSummingTo100(shares: readonly number[]): string[] {
-  const tenths = shares.map((s) => s * 1000);
-  const floors = tenths.map(Math.floor);
-  let left = 1000 - floors.reduce((a, b) => a + b, 0);
-  const order = tenths.map((t, i) => [t - floors[i]!, i] as const).sort((a, b) => b[0] - a[0]);
-  for (const [, i] of order) {
-    if (left <= 0) break;
-    floors[i]! += 1;
-    left--;
-  }
-  return floors.map((t, i) => (t === 0 && shares[i]! > 0 ? '<0.1%' : `${(t / 10).toFixed(1)}%`));
 }
 
 /** Nearest-neighbour index map: output coordinate → source coordinate. */

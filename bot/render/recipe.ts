@@ -2,6 +2,7 @@
 // Civitai and most image sites read) and our own `clora-bot` entry with the exact /compose command and CLoRA
 // settings, so the file alone reproduces the picture.
 import { readFileSync } from 'node:fs';
+import type { RecipeReading as PictureReading } from '../../commands/ports.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
 import { isPng, type PngTextEntry, readPngText } from './png-text.ts';
 
@@ -163,12 +164,8 @@ export function recipeText(recipe: Recipe): PngTextEntry[] {
   ];
 }
 
-/** What an uploaded picture says about how it was made. */
-export type RecipeReading =
-  | { readonly kind: 'recipe'; readonly recipe: Recipe }
-  /** A picture from another tool: its A1111 text when it has one. */
-  | { readonly kind: 'foreign'; readonly parameters?: string }
-  | { readonly kind: 'not-png' };
+/** What an uploaded picture says about how it was made (the reading remix takes). */
+export type RecipeReading = PictureReading<Recipe>;
 
 /** Only the fields remix relies on are checked; nothing read here is ever run, only parsed as /compose text. */
 function asRecipe(json: string): Recipe | undefined {

@@ -4,7 +4,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { App as BoltApp } from '@slack/bolt';
-import { DEFAULT_RATE_LIMIT, type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
+import { type RateLimitOptions, UserRateLimit } from '../../commands/rate-limit.ts';
 import type { SlackConfig } from '../../config/index.ts';
 import type { Adapter } from '../adapter.ts';
 import type { App } from '../app.ts';
@@ -23,7 +23,8 @@ export interface SlackOptions {
   port?: number;
   /** HTTP mode: the address it listens on; all of them by default */
   host?: string;
-  rateLimit?: RateLimitOptions;
+  /** the per-user limit; what it leaves out takes DEFAULT_RATE_LIMIT, as on every platform */
+  rateLimit?: Partial<RateLimitOptions>;
   /** least time between two writes to one channel (Slack: about 1 message a second) */
   channelIntervalMs?: number;
   /** least time between two progress edits of one status message */
@@ -60,7 +61,7 @@ export async function startSlack(app: App, options: SlackOptions = {}): Promise<
     bot: app,
     slack,
     delivery,
-    limiter: new UserRateLimit(options.rateLimit ?? DEFAULT_RATE_LIMIT),
+    limiter: new UserRateLimit(options.rateLimit),
     admins: new AdminCheck(bolt.client, log),
     log,
   });

@@ -2,16 +2,20 @@
 // blocks; Slack's limits (50 blocks, 25 elements an actions block, text lengths) are enforced
 // here, so whatever the commands return can be posted.
 
-import type { types } from '@slack/bolt';
+import type { types, ViewOutput } from '@slack/bolt';
 import {
   describeProgress,
+  type FormField,
+  type FormValues,
   type JobProgress,
   type MessageReply,
   type Reply,
   type ReplyButton,
   type ReplyCard,
+  type ReplyForm,
   type ReplyRow,
   type ReplySelect,
+  truncate,
 } from '../../commands/reply.ts';
 
 type KnownBlock = types.KnownBlock;
@@ -37,6 +41,9 @@ export const SLACK_LIMITS = Object.freeze({
   optionValue: 150,
   optionDescription: 75,
   placeholder: 150,
+  /** a modal's title, submit and close labels */
+  modalTitle: 24,
+  inputLabel: 2000,
   /** the notification text beside the blocks; Slack truncates past 40 000, 4 000 reads well */
   fallbackText: 4000,
 });
@@ -66,9 +73,8 @@ export function mrkdwn(markdown: string): string {
     .join('');
 }
 
-export function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
+/** Text cut to one of Block Kit's limits. */
+export const clip = truncate;
 
 const plain = (text: string, max: number) => ({
   type: 'plain_text' as const,
@@ -285,4 +291,60 @@ export function checkBlocks(message: SlackMessage): string[] {
     }
   }
   return problems;
+}
+
+/** A form as a Block Kit modal: `callbackId` routes its submission, `metadata` comes back with it. */
+export function renderForm(form: ReplyForm, callbackId: string, metadata: string): types.ModalView {
+  return {
+    type: 'modal',
+    callback_id: callbackId,
+    private_metadata: metadata,
+    title: plain(form.title, SLACK_LIMITS.modalTitle),
+    submit: plain(form.submitLabel, SLACK_LIMITS.modalTitle),
+    close: plain('Cancel', SLACK_LIMITS.modalTitle),
+    blocks: [section(mrkdwn(form.intro)), ...form.fields.map(inputBlock)],
+  };
+}
+
+// Each field is its own block and action id, so Slack's per-field errors are keyed by field id.
+function inputBlock(field: FormField): KnownBlock {
+  const label = plain(field.label, SLACK_LIMITS.inputLabel);
+  if (field.kind === 'choice') {
+    const options = field.options.slice(0, SLACK_LIMITS.selectOptions).map(option);
+    const initial = options.find((o) => o.value === field.initial);
+    return {
+      type: 'input',
+      block_id: field.id,
+      label,
+      element: {
+        type: 'static_select',
+        action_id: checkedId(field.id),
+        options,
+        ...(initial ? { initial_option: initial } : {}),
+      },
+    };
+  }
+  return {
+    type: 'input',
+    block_id: field.id,
+    label,
+    ...(field.hint ? { hint: plain(field.hint, SLACK_LIMITS.inputLabel) } : {}),
+    element: {
+      type: 'number_input',
+      action_id: checkedId(field.id),
+      is_decimal_allowed: true,
+      initial_value: String(field.initial),
+      min_value: String(field.min),
+      max_value: String(field.max),
+    },
+  };
+}
+
+/** What a submitted modal's fields hold, by field id. */
+export function formValues(view: ViewOutput): FormValues {
+  const values: Record<string, string | undefined> = {};
+  for (const block of Object.values(view.state.values))
+    for (const [id, state] of Object.entries(block))
+      values[id] = state.selected_option?.value ?? state.value ?? undefined;
+  return values;
 }

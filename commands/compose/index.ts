@@ -21,3 +21,10 @@ export * from './request.ts';
 export { foldLoraName, type LoraCatalog, type LoraRename, loraCatalog, resolveLoras } from './resolve.ts';
 export { type ComposeTweak, type TweakError, type TweakResult, tweakRequest } from './tweak.ts';
 export { NO_STYLE_VALUE, tweakChoices, tweakFromChoice, tweakLoraRow, tweakSlotRow } from './tweak-menu.ts';
+export {
+  decodeWeightFormId,
+  readWeightForm,
+  WEIGHT_FIELDS,
+  weightForm,
+  weightFormId,
+} from './weight-form.ts';

@@ -1,4 +1,8 @@
-// The normalised result of a /compose command: what the queue carries and the engine runs.
+// The normalised result of a /compose command: what the queue carries and the engine runs,
+// with the limits and defaults it is read with. The sampler and method names are the engine's.
+
+import { defaultImageSize, type Method } from '../../engine/clora/spec.ts';
+import { SAMPLERS as ENGINE_SAMPLERS, type SamplerName } from '../../engine/schedulers/index.ts';
 
 /** A half-open range [start, end) of UTF-16 code units in a string. */
 export interface TextSpan {
@@ -24,12 +28,14 @@ export interface StyleBinding {
   weight: number;
 }
 
-export const SAMPLERS = ['ddim', 'euler', 'euler_a', 'dpmpp_2m', 'dpmpp_2m_karras', 'pndm'] as const;
-export type Sampler = (typeof SAMPLERS)[number];
+export const SAMPLERS: readonly Sampler[] = ENGINE_SAMPLERS;
+export type Sampler = SamplerName;
 
+// Keyed by the engine's methods, so one it gains and this list lacks fails to compile.
+const METHODS: Readonly<Record<Method, true>> = { clora: true, merge: true, composite: true, none: true };
 /** clora: the method; merge: LoRAs summed into the weights; composite: per-step noise averaging; none: base model only. */
-export const COMPOSITION_METHODS = ['clora', 'merge', 'composite', 'none'] as const;
-export type CompositionMethod = (typeof COMPOSITION_METHODS)[number];
+export const COMPOSITION_METHODS: readonly CompositionMethod[] = Object.keys(METHODS) as Method[];
+export type CompositionMethod = Method;
 
 export interface ComposeRequest {
   /** The natural-language prompt P0, e.g. "a cat and a penguin in a house". */
@@ -128,6 +134,32 @@ export function composeSettings(
     limits: { ...DEFAULT_COMPOSE_LIMITS, ...overrides.limits },
     defaults: { ...DEFAULT_COMPOSE_DEFAULTS, ...overrides.defaults },
   };
+}
+
+/** The limits an operator sets (MAX_LORAS, MAX_STEPS, MAX_SIZE). */
+export interface OperatorLimits {
+  maxLoras: number;
+  maxSteps: number;
+  /** the largest image side; rounded down to the side lattice here, the one place it is */
+  maxSize: number;
+}
+
+/**
+ * The settings every front end reads requests with, from the operator's limits and the model's
+ * own side (`nativeSize`, where this process can read the model; without it a request carries
+ * no size and the worker fills in its model's).
+ */
+export function composeSettingsOf(limits: OperatorLimits, nativeSize?: number): ComposeSettings {
+  const { sideMultiple } = DEFAULT_COMPOSE_LIMITS;
+  const maxSide = Math.max(sideMultiple, Math.floor(limits.maxSize / sideMultiple) * sideMultiple);
+  // A MAX_SIZE under the usual smallest side narrows the range rather than emptying it.
+  const minSide = Math.min(DEFAULT_COMPOSE_LIMITS.minSide, maxSide);
+  const side =
+    nativeSize === undefined ? null : defaultImageSize(nativeSize, { minSize: minSide, maxSize: maxSide });
+  return composeSettings({
+    limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, maxSide, minSide },
+    defaults: { width: side, height: side },
+  });
 }
 
 /** The request with a concrete seed, drawn from `random` (0 ≤ r < 1) when it has none. */

@@ -2,16 +2,12 @@
 // a page of the catalog at a time.
 
 import { encodeActionId, type TweakSlot } from '../actions.ts';
-import { pageOf, REPLY_LIMITS, type ReplyRow, type SelectOption } from '../reply.ts';
+import { pageOf, REPLY_LIMITS, type ReplyRow, type SelectOption, truncate } from '../reply.ts';
 import type { ComposeRequest } from './request.ts';
 import type { ComposeTweak } from './tweak.ts';
 
 /** The select value meaning "drop the style"; '<' can never be in a LoRA name. */
 export const NO_STYLE_VALUE = '<none>';
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
 
 /** Which binding to change: one option per subject, plus the style (to change or drop it). */
 export function tweakSlotRow(jobId: string, request: ComposeRequest): ReplyRow {

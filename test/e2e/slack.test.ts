@@ -19,6 +19,7 @@ import { isSlackFileUrl } from '../../bot/slack/lora-add.ts';
 import { ChannelPacer } from '../../bot/slack/pacer.ts';
 import { boltOptions } from '../../bot/slack/receiver.ts';
 import type { MessageReply } from '../../commands/reply.ts';
+import { COMMAND_TABLE } from '../../commands/table.ts';
 import { loadConfig } from '../../config/index.ts';
 import { fixtureDir, fixtureLoraFolder, repoRoot } from '../fixtures.ts';
 import { type SlackBlock, SlackStandIn, type StoredMessage } from '../standins/slack.ts';
@@ -794,6 +795,14 @@ describe('Slack adapter parts', () => {
     const manifest = readFileSync(join(repoRoot, 'bot', 'slack', 'manifest.yaml'), 'utf8');
     const commands = [...manifest.matchAll(/^\s*- command: (\S+)$/gm)].map((m) => m[1]);
     assert.deepEqual(commands.sort(), [...SLASH_COMMANDS].sort());
+    for (const entry of COMMAND_TABLE) {
+      const declared = new RegExp(
+        `- command: /${entry.name}\\n(?:\\s+#.*\\n)*\\s+description: (.*)\\n(?:\\s+usage_hint: "(.*)"\\n)?`,
+      ).exec(manifest);
+      assert.ok(declared, `/${entry.name} is declared`);
+      assert.equal(declared[1], entry.description, `/${entry.name}'s description is the table's`);
+      assert.equal(declared[2] ?? '', entry.usage, `/${entry.name}'s usage hint is the table's`);
+    }
     for (const scope of ['commands', 'chat:write', 'files:write', 'files:read', 'users:read'])
       assert.match(manifest, new RegExp(`^\\s*- ${scope}$`, 'm'));
     assert.match(manifest, /^\s*socket_mode_enabled: true$/m);

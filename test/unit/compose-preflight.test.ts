@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LoraLibrary } from '../../bot/library/index.ts';
 import { LocalQueue } from '../../bot/queue/index.ts';
+import { readRecipe } from '../../bot/render/recipe.ts';
 import { composePreflight } from '../../bot/worker/preflight.ts';
 import { loraCatalog, parseCompose, resolveLoras } from '../../commands/compose/index.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
@@ -46,6 +47,7 @@ before(async () => {
   commands = new ComposeCommands({
     queue,
     library,
+    readRecipe,
     settings: (await import('../../commands/compose/index.ts')).DEFAULT_COMPOSE_SETTINGS,
     model: () => ({ ready: true }),
     preflight: composePreflight(tokenizer, library),

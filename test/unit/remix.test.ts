@@ -1,13 +1,17 @@
 // commands/remix: the command a picture carries comes back, parsed by the /compose grammar only.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { encodePng, recipeFromSpec, recipeText, withPngText } from '../../bot/render/index.ts';
+import { encodePng, readRecipe, recipeFromSpec, recipeText, withPngText } from '../../bot/render/index.ts';
 import { composeSettings, parseCompose } from '../../commands/compose/index.ts';
 import { recipeCommand, remixReply } from '../../commands/remix.ts';
 import { withDefaults } from '../../engine/clora/spec.ts';
 
+// The library remix looks LoRAs up in, and the bot's own recipe reader.
 const library = (names: string[]) => ({
-  get: (name: string) => (names.some((n) => n.toLowerCase() === name.toLowerCase()) ? { name } : undefined),
+  library: {
+    get: (name: string) => (names.some((n) => n.toLowerCase() === name.toLowerCase()) ? { name } : undefined),
+  },
+  readRecipe,
 });
 
 async function pictureWith(command: string) {

@@ -2,14 +2,8 @@
 // language reads, so the command shown under the picture is one the user could type anywhere.
 // /compose remix:<picture> gives back the command a picture from the bot carries, to edit.
 
-import {
-  type Attachment,
-  type ChatInputCommandInteraction,
-  InteractionContextType,
-  MessageFlags,
-  SlashCommandBuilder,
-} from 'discord.js';
-import { COMPOSITION_METHODS, DEFAULT_COMPOSE_LIMITS, SAMPLERS } from '../../../commands/compose/index.ts';
+import { type Attachment, type ChatInputCommandInteraction, MessageFlags } from 'discord.js';
+import { COMPOSITION_METHODS, SAMPLERS } from '../../../commands/compose/index.ts';
 import { quoteText } from '../../../commands/compose/options.ts';
 import { MAX_REMIX_BYTES } from '../../../commands/remix.ts';
 import { userErrorReply } from '../../../commands/reply.ts';
@@ -19,9 +13,7 @@ import type { DiscordDeps } from '../context.ts';
 import { chatContext } from '../context.ts';
 import { describeError } from '../errors.ts';
 import { respond, send, withinAckWindow } from '../respond.ts';
-import type { SlashCommand } from './types.ts';
-
-const L = DEFAULT_COMPOSE_LIMITS;
+import { type SlashCommand, slashCommandBuilder } from './types.ts';
 
 /** The /compose text for the options the user filled in. */
 export function composeText(options: ChatInputCommandInteraction['options']): string {
@@ -48,36 +40,33 @@ export function composeText(options: ChatInputCommandInteraction['options']): st
 export const compose: SlashCommand = {
   name: 'compose',
   data: (limits) =>
-    new SlashCommandBuilder()
-      .setName('compose')
-      .setDescription('Compose several LoRAs into one picture with CLoRA')
-      .setContexts(InteractionContextType.Guild, InteractionContextType.BotDM)
+    slashCommandBuilder('compose')
       .addStringOption((o) =>
         o
           .setName('prompt')
           .setDescription('Bind subjects to LoRAs, e.g. cat:<tabby> penguin:<plush> in a house')
           .setAutocomplete(true)
-          .setMaxLength(L.maxPromptLength),
+          .setMaxLength(limits.maxPromptLength),
       )
       .addIntegerOption((o) =>
         o
           .setName('seed')
           .setDescription('The same seed gives the same picture')
           .setMinValue(0)
-          .setMaxValue(L.maxSeed),
+          .setMaxValue(limits.maxSeed),
       )
       .addIntegerOption((o) =>
         o
           .setName('steps')
-          .setDescription(`Denoising steps, ${L.minSteps}–${limits.maxSteps}`)
-          .setMinValue(L.minSteps)
+          .setDescription(`Denoising steps, ${limits.minSteps}–${limits.maxSteps}`)
+          .setMinValue(limits.minSteps)
           .setMaxValue(limits.maxSteps),
       )
       .addStringOption((o) =>
         o
           .setName('size')
           .setDescription(
-            `Width x height, multiples of 64 from ${limits.minSide} to ${limits.maxSide} (default: the model's own)`,
+            `Width x height, multiples of ${limits.sideMultiple} from ${limits.minSide} to ${limits.maxSide} (default: the model's own)`,
           )
           .setAutocomplete(true)
           .setMaxLength(11),
@@ -85,15 +74,15 @@ export const compose: SlashCommand = {
       .addNumberOption((o) =>
         o
           .setName('cfg')
-          .setDescription(`How closely to follow the prompt, ${L.minCfg}–${L.maxCfg}`)
-          .setMinValue(L.minCfg)
-          .setMaxValue(L.maxCfg),
+          .setDescription(`How closely to follow the prompt, ${limits.minCfg}–${limits.maxCfg}`)
+          .setMinValue(limits.minCfg)
+          .setMaxValue(limits.maxCfg),
       )
       .addStringOption((o) =>
         o
           .setName('negative')
           .setDescription('What the picture should not show')
-          .setMaxLength(L.maxNegativeLength),
+          .setMaxLength(limits.maxNegativeLength),
       )
       .addStringOption((o) =>
         o

@@ -1,7 +1,8 @@
-// The slash commands: one module each; this list is what `npm run register` sends to Discord
-// and what the adapter dispatches by name.
+// The slash commands: one module each, in the order of the command table (commands/table.ts);
+// this list is what `npm run register` sends to Discord and what the adapter dispatches by name.
 
 import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { COMMAND_TABLE, type CommandName } from '../../../commands/table.ts';
 import type { CommandLimits } from '../context.ts';
 import { compose } from './compose.ts';
 import { help } from './help.ts';
@@ -12,9 +13,11 @@ import type { SlashCommand } from './types.ts';
 
 export type { SlashCommand } from './types.ts';
 
-export const SLASH_COMMANDS: readonly SlashCommand[] = [compose, loras, lora, queue, help];
+const MODULES: { readonly [N in CommandName]: SlashCommand } = { compose, loras, lora, queue, help };
 
-const byName = new Map(SLASH_COMMANDS.map((c) => [c.name, c]));
+export const SLASH_COMMANDS: readonly SlashCommand[] = COMMAND_TABLE.map((c) => MODULES[c.name]);
+
+const byName = new Map<string, SlashCommand>(SLASH_COMMANDS.map((c) => [c.name, c]));
 
 export function findCommand(name: string): SlashCommand | undefined {
   return byName.get(name);

@@ -2,7 +2,7 @@
 // civitai:<id, link or AIR>) lets a library admin add a LoRA for everyone: size-capped before
 // download, read only as safetensors, and checked against the SD 1.5 model before it is listed.
 
-import { type Attachment, InteractionContextType, MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { type Attachment, MessageFlags } from 'discord.js';
 import { formatBytes, loraAddedReply } from '../../../commands/loras.ts';
 import { type MessageReply, userErrorReply } from '../../../commands/reply.ts';
 import { addFromCivitai, CIVITAI_ADD_HINT, civitaiClient } from '../../civitai/index.ts';
@@ -13,17 +13,14 @@ import type { DiscordDeps } from '../context.ts';
 import { describeError } from '../errors.ts';
 import { adminOnlyReply, isAdmin } from '../preconditions.ts';
 import { send, withinAckWindow } from '../respond.ts';
-import type { SlashCommand } from './types.ts';
+import { type SlashCommand, slashCommandBuilder } from './types.ts';
 
 const PICKLED = /\.(ckpt|pt|pth|bin|pkl)$/i;
 
 export const lora: SlashCommand = {
   name: 'lora',
   data: (limits) =>
-    new SlashCommandBuilder()
-      .setName('lora')
-      .setDescription('One LoRA: its card, or add a new one')
-      .setContexts(InteractionContextType.Guild, InteractionContextType.BotDM)
+    slashCommandBuilder('lora')
       .addSubcommand((s) =>
         s
           .setName('info')

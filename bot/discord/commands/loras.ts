@@ -1,17 +1,13 @@
 // /loras [search] [page]: the LoRA library a page of 25 at a time, with a select to open a card
 // and buttons to page on.
 
-import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { send } from '../respond.ts';
-import type { SlashCommand } from './types.ts';
+import { type SlashCommand, slashCommandBuilder } from './types.ts';
 
 export const loras: SlashCommand = {
   name: 'loras',
   data: () =>
-    new SlashCommandBuilder()
-      .setName('loras')
-      .setDescription('List the LoRAs you can compose with')
-      .setContexts(InteractionContextType.Guild, InteractionContextType.BotDM)
+    slashCommandBuilder('loras')
       .addStringOption((o) =>
         o.setName('search').setDescription('Name, trigger word or tag to look for').setMaxLength(64),
       )

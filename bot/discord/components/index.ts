@@ -1,4 +1,4 @@
-// Buttons, selects and modal submissions, routed to their handler: the adapter's own weight
+// Buttons, selects and modal submissions, routed to their handler: the weight form's
 // modal first, then every action id the commands render.
 
 import type { MessageComponentInteraction, ModalSubmitInteraction } from 'discord.js';

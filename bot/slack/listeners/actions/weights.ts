@@ -34,7 +34,8 @@ export function weightsAction(deps: SlackDeps) {
         channel: place.channel,
         ...(place.threadTs ? { threadTs: place.threadTs } : {}),
       };
-      await client.views.open({ trigger_id: b.trigger_id, view: weightsView(job, target) });
+      const view = weightsView(job, target, deps.bot.commands.settings.limits);
+      if (view) await client.views.open({ trigger_id: b.trigger_id, view });
     });
   };
 }

@@ -2,9 +2,11 @@
 // a good one closes it and the rerun's status appears where the picture is.
 
 import type { AllMiddlewareArgs, SlackViewMiddlewareArgs } from '@slack/bolt';
+import { readWeightForm, WEIGHT_FIELDS } from '../../../../commands/compose/index.ts';
 import type { ChatContext } from '../../../../commands/service.ts';
+import { formValues } from '../../blocks.ts';
 import type { Place } from '../../context.ts';
-import { readWeights, WEIGHTS_FIELDS, weightsTarget } from '../../weights.ts';
+import { weightsTarget } from '../../weights.ts';
 import type { SlackDeps } from '../deps.ts';
 
 export function weightsSubmission(deps: SlackDeps) {
@@ -14,7 +16,7 @@ export function weightsSubmission(deps: SlackDeps) {
     if (!target || !job) {
       await ack({
         response_action: 'errors',
-        errors: { [WEIGHTS_FIELDS.weight]: 'That job has expired; run /compose again.' },
+        errors: { [WEIGHT_FIELDS.weight]: 'That job has expired; run /compose again.' },
       });
       return;
     }
@@ -22,13 +24,13 @@ export function weightsSubmission(deps: SlackDeps) {
     if (!gate.ok) {
       await ack({
         response_action: 'errors',
-        errors: { [WEIGHTS_FIELDS.weight]: gate.reply.text ?? 'Slow down.' },
+        errors: { [WEIGHT_FIELDS.weight]: gate.reply.text ?? 'Slow down.' },
       });
       return;
     }
-    const read = readWeights(view, job);
+    const read = readWeightForm(job.data.request, null, formValues(view));
     if (!read.ok) {
-      await ack({ response_action: 'errors', errors: read.errors });
+      await ack({ response_action: 'errors', errors: { [read.problem.field]: read.problem.message } });
       return;
     }
     const ctx: ChatContext = {
@@ -44,7 +46,7 @@ export function weightsSubmission(deps: SlackDeps) {
     const outcome = await deps.bot.commands.tweak(job, read.tweak, ctx);
     if (!outcome.jobId) {
       const text = outcome.reply.kind === 'message' ? (outcome.reply.text ?? '') : '';
-      await ack({ response_action: 'errors', errors: { [WEIGHTS_FIELDS.weight]: text.replace(/^⚠️ /, '') } });
+      await ack({ response_action: 'errors', errors: { [WEIGHT_FIELDS.weight]: text.replace(/^⚠️ /, '') } });
       return;
     }
     await ack();
