@@ -5,19 +5,19 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Engine } from '../clora/engine.ts';
-import { compileDenoiseUNet } from '../clora/graphs.ts';
-import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../clora/loss.ts';
-import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from '../clora/masks.ts';
-import { runPlan } from '../clora/pipeline.ts';
-import type { Branch, CompositionPlan } from '../clora/plan.ts';
-import { defaultGuidance } from '../clora/spec.ts';
-import * as G from '../graph/index.ts';
-import { type GatedLora, loraFeeds } from '../lora/gated.ts';
-import { createScheduler, type SamplerName } from '../schedulers/index.ts';
-import { ClipTokenizer } from '../tokenizer/index.ts';
-import { openCheckpoint } from '../weights/checkpoint.ts';
-import { SafetensorsFile } from '../weights/safetensors.ts';
+import { Engine } from '../../engine/clora/engine.ts';
+import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
+import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../../engine/clora/loss.ts';
+import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from '../../engine/clora/masks.ts';
+import { runPlan } from '../../engine/clora/pipeline.ts';
+import type { Branch, CompositionPlan } from '../../engine/clora/plan.ts';
+import { defaultGuidance } from '../../engine/clora/spec.ts';
+import * as G from '../../engine/graph/index.ts';
+import { type GatedLora, loraFeeds } from '../../engine/lora/gated.ts';
+import { createScheduler, type SamplerName } from '../../engine/schedulers/index.ts';
+import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
+import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import { type Check, compareArrays, compareValues, concat, Tolerances } from './compare.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: cases.json is free-form JSON, read field by field
