@@ -13,7 +13,7 @@ import { runPlan } from '../../engine/clora/pipeline.ts';
 import type { Branch, CompositionPlan } from '../../engine/clora/plan.ts';
 import { defaultGuidance } from '../../engine/clora/spec.ts';
 import * as G from '../../engine/graph/index.ts';
-import { type GatedLora, loraFeeds } from '../../engine/lora/gated.ts';
+import { type GatedLora, LoraSlots, loraFeeds } from '../../engine/lora/gated.ts';
 import { createScheduler, type SamplerName } from '../../engine/schedulers/index.ts';
 import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
@@ -291,12 +291,7 @@ const unet: Handler = async (c, ctx) => {
       const lora = engine.loadLora(ctx.lora(file));
       return { modules: lora.modules, weights: new Array(batch).fill((v.adapter_weights?.[i] ?? 1) * scale) };
     });
-    const loraConvs = loras.some((l) =>
-      l.modules.some(
-        (mod) =>
-          mod.target === 'unet' && mod.downShape.length === 4 && mod.downShape[2] * mod.downShape[3] > 1,
-      ),
-    );
+    const loraConvs = loras.some((l) => LoraSlots.needSpatialConvs('unet', l.modules));
     const net = await engine.models().unet({ loraConvs });
     const out = await net.model.run({
       ...unetFeeds(sample.values, sample.shape, t.values, context.values, context.shape),
