@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BaseWeights } from '../../engine/lora/targets.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import { threadData } from '../worker/ts-thread.ts';
+import { threadData } from '../ts-thread.ts';
 import { type CheckOutcome, checkLora } from './check.ts';
 import { type HeaderOutcome, readHeaderOutcome } from './header.ts';
 

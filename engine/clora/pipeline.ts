@@ -5,6 +5,7 @@
 // scheduler; finally decode.
 
 import * as ort from 'onnxruntime-node';
+import { CancelledError } from '../errors.ts';
 import * as G from '../graph/index.ts';
 import { type LoraFactors, LoraSlots } from '../lora/gated.ts';
 import type { CompiledNetwork } from '../models/compiled.ts';
@@ -119,10 +120,6 @@ export interface CompositionOutput {
   maps: TokenMap[];
   losses: { step: number; iteration: number; loss: number }[];
   timings: Record<Phase | 'total', number>;
-}
-
-export class CancelledError extends Error {
-  override name = 'CancelledError';
 }
 
 /** SD 1.x's VAE: one latent cell per 8×8 pixels. */
