@@ -86,7 +86,8 @@ export function repeat(x: Float32Array, times: number): Float32Array {
   return out;
 }
 
-export function concatRows(parts: readonly Float32Array[]): Float32Array {
+/** The parts end to end, as float32. */
+export function concatRows(parts: readonly ArrayLike<number>[]): Float32Array {
   const out = new Float32Array(parts.reduce((total, p) => total + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { concatRows } from '../../engine/clora/batch.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
 import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../../engine/clora/loss.ts';
@@ -18,7 +19,7 @@ import { createScheduler, type SamplerName } from '../../engine/schedulers/index
 import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
-import { type Check, compareArrays, compareValues, concat, Tolerances } from './compare.ts';
+import { type Check, compareArrays, compareValues, Tolerances } from './compare.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: cases.json is free-form JSON, read field by field
 type Json = any;
@@ -501,7 +502,7 @@ const scheduler: Handler = async (c, ctx) => {
       compareArrays(
         c.id,
         keyOf('latents'),
-        concat(latents),
+        concatRows(latents),
         ctx.tensor(c.file, keyOf('latents')),
         tol.for(keyOf('latents')),
       ),
@@ -510,7 +511,7 @@ const scheduler: Handler = async (c, ctx) => {
       compareArrays(
         c.id,
         keyOf('scaled_model_inputs'),
-        concat(inputs),
+        concatRows(inputs),
         ctx.tensor(c.file, keyOf('scaled_model_inputs')),
         tol.for(keyOf('latents')),
       ),
@@ -565,8 +566,8 @@ const cloraMasks: Handler = async (c, ctx) => {
   const ec = fuseNoise(split(ctx.tensor(c.file, 'eps_cond')), resized, channels);
   const guided = guide(eu, ec, c.guidance_scale);
   return [
-    compareArrays(c.id, 'masks_lowres', concat(masks), ctx.tensor(c.file, 'masks_lowres'), 'exact'),
-    compareArrays(c.id, 'masks', concat(resized), ctx.tensor(c.file, 'masks'), 'exact'),
+    compareArrays(c.id, 'masks_lowres', concatRows(masks), ctx.tensor(c.file, 'masks_lowres'), 'exact'),
+    compareArrays(c.id, 'masks', concatRows(resized), ctx.tensor(c.file, 'masks'), 'exact'),
     compareArrays(
       c.id,
       'eps_uncond_masked',
@@ -662,7 +663,7 @@ const clora: Handler = async (c, ctx) => {
       });
       continue;
     }
-    let flat = concat(actual);
+    let flat = concatRows(actual);
     if (key === 'update_maps' || key === 'mask_maps') flat = firstTokens(flat, 77, shape[shape.length - 1]);
     checks.push(compareArrays(c.id, key, flat, expected, discrete.has(key) ? 'exact' : tol.for(key)));
   }
