@@ -15,7 +15,7 @@ import { classifyError, type ThreadProgress, type ThreadReply, type ThreadReques
 import { compositionRecipe } from './recipe.ts';
 
 const port = parentPort;
-if (!port) throw new Error('engine-thread.ts runs as a worker thread');
+if (!port) throw new Error('engine-thread.ts runs on a thread of its own (startTsThread)');
 
 const options = threadData<EngineOptions & { previewEveryMs?: number }>(workerData);
 const controllers = new Map<number, AbortController>();

@@ -21,7 +21,7 @@ export type CheckReply =
   | { id: number; kind: 'header'; outcome: HeaderOutcome };
 
 const port = parentPort;
-if (!port) throw new Error('check-thread.ts runs as a worker thread');
+if (!port) throw new Error('check-thread.ts runs on a thread of its own (startTsThread)');
 const { modelPath, tokenizerDir } = threadData<CheckThreadData>(workerData);
 
 // Opened at the first check, so header reads never wait for the model.
