@@ -7,12 +7,21 @@
 import * as ort from 'onnxruntime-node';
 import { CancelledError } from '../errors.ts';
 import * as G from '../graph/index.ts';
-import { type LoraFactors, LoraSlots } from '../lora/gated.ts';
+import { LoraSlots } from '../lora/gated.ts';
 import type { CompiledNetwork } from '../models/compiled.ts';
 import { createScheduler, type SamplerName, type Scheduler } from '../schedulers/index.ts';
 import { gaussianNoise, INITIAL_NOISE_STREAM, stepNoise } from '../schedulers/noise.ts';
 import { CLIP_CONTEXT_LENGTH } from '../tokenizer/index.ts';
-import { concatRows, gateFeeds, PromptEmbeddings, range, repeat, spans, timestepFeed } from './batch.ts';
+import {
+  concatRows,
+  gateFeeds,
+  type LoadLora,
+  PromptEmbeddings,
+  range,
+  repeat,
+  spans,
+  timestepFeed,
+} from './batch.ts';
 import {
   chunkedGuidance,
   type Guidance,
@@ -31,7 +40,7 @@ import {
 } from './masks.ts';
 import { type BatchPlan, planBatches, type UNetMemoryModel } from './memory.ts';
 import type { CompositionPlan } from './plan.ts';
-import type { GuidanceOptions, LoraRef } from './spec.ts';
+import type { GuidanceOptions } from './spec.ts';
 
 /** Which UNet graph a job needs: k×k-conv LoRA branches only when a LoCon file is in use. */
 export interface UNetVariant {
@@ -53,7 +62,7 @@ export interface EngineModels {
   schedulerConfig: Record<string, unknown>;
   latentChannels: number;
   contextDim: number;
-  loadLora: (ref: LoraRef) => Promise<{ modules: readonly LoraFactors[] }>;
+  loadLora: LoadLora;
 }
 
 export interface BatchMemory {
