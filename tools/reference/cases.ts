@@ -124,6 +124,11 @@ class Context {
     return [...f.float32(name)];
   }
 
+  /** `actual` against the case's stored output `name`, at the case's tolerance for it. */
+  against(c: Json, tol: Tolerances, name: string, actual: ArrayLike<number>): Check {
+    return compareArrays(c.id, name, actual, this.tensor(c.file, name), tol.for(name));
+  }
+
   shape(caseFile: string, key: string): number[] {
     return this.file(caseFile).info(key).shape;
   }
@@ -219,15 +224,7 @@ const textEncoder: Handler = async (c, ctx) => {
     const loras: GatedLora[] =
       lora && weight ? [{ modules: lora.modules, weights: new Array(rows).fill(weight) }] : [];
     const out = await te.model.run({ input_ids: idsTensor(ids, rows), ...loraFeeds(te.slots!, loras, rows) });
-    checks.push(
-      compareArrays(
-        c.id,
-        output,
-        out.hidden.data as Float32Array,
-        ctx.tensor(c.file, output),
-        tol.for(output),
-      ),
-    );
+    checks.push(ctx.against(c, tol, output, out.hidden.data as Float32Array));
   }
   return checks;
 };
@@ -298,15 +295,7 @@ const unet: Handler = async (c, ctx) => {
       ...unetFeeds(sample.values, sample.shape, t.values, context.values, context.shape),
       ...loraFeeds(net.slots!, loras, batch),
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        output,
-        out.noise.data as Float32Array,
-        ctx.tensor(c.file, output),
-        tol.for(output),
-      ),
-    );
+    checks.push(ctx.against(c, tol, output, out.noise.data as Float32Array));
   }
   return checks;
 };
@@ -359,15 +348,7 @@ const cloraLoss: Handler = async (c, ctx) => {
   const te = models.textEncoder;
   const hidden = (await te.model.run({ input_ids: idsTensor(ids, rows), ...loraFeeds(te.slots!, [], rows) }))
     .hidden.data as Float32Array;
-  checks.push(
-    compareArrays(
-      c.id,
-      'encoder_hidden_states',
-      hidden,
-      ctx.tensor(c.file, 'encoder_hidden_states'),
-      tol.for('encoder_hidden_states'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'encoder_hidden_states', hidden));
 
   const latentShape = ctx.shape(c.file, 'latent');
   const guidance = await models.guidance({ loraConvs: false });
@@ -378,27 +359,11 @@ const cloraLoss: Handler = async (c, ctx) => {
     ...groupFeeds(groupsFrom(c.inputs.groups), rows),
     ...loraFeeds(guidance.slots!, [], rows),
   });
-  checks.push(
-    compareArrays(
-      c.id,
-      'aggregate',
-      run.maps.data as Float32Array,
-      ctx.tensor(c.file, 'aggregate'),
-      tol.for('aggregate'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'aggregate', run.maps.data as Float32Array));
   checks.push(
     compareArrays(c.id, 'loss', run.loss.data as Float32Array, ctx.tensor(c.file, 'loss'), tol.for('loss')),
   );
-  checks.push(
-    compareArrays(
-      c.id,
-      'grad_latent',
-      run.grad.data as Float32Array,
-      ctx.tensor(c.file, 'grad_latent'),
-      tol.for('grad_latent'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'grad_latent', run.grad.data as Float32Array));
 
   const lossModel = await G.compile(lossOnlyGraph(temperature));
   try {
@@ -411,24 +376,8 @@ const cloraLoss: Handler = async (c, ctx) => {
       maps: mapsFeed(ctx.tensor(c.file, 'aggregate')),
       ...groupFeeds(groupsFrom(c.inputs.groups), rows),
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        'embeddings',
-        onAggregate.embeddings.data as Float32Array,
-        ctx.tensor(c.file, 'embeddings'),
-        tol.for('embeddings'),
-      ),
-    );
-    checks.push(
-      compareArrays(
-        c.id,
-        'grad_aggregate',
-        onAggregate.grad_maps.data as Float32Array,
-        ctx.tensor(c.file, 'grad_aggregate'),
-        tol.for('grad_aggregate'),
-      ),
-    );
+    checks.push(ctx.against(c, tol, 'embeddings', onAggregate.embeddings.data as Float32Array));
+    checks.push(ctx.against(c, tol, 'grad_aggregate', onAggregate.grad_maps.data as Float32Array));
     for (const [label, groups] of [
       ['loss_only_groups', c.inputs.groups],
       ['clora_groups', c.inputs.clora_groups],
@@ -498,15 +447,7 @@ const scheduler: Handler = async (c, ctx) => {
       x = s.step(eps, t, x);
       latents.push(x);
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        keyOf('latents'),
-        concatRows(latents),
-        ctx.tensor(c.file, keyOf('latents')),
-        tol.for(keyOf('latents')),
-      ),
-    );
+    checks.push(ctx.against(c, tol, keyOf('latents'), concatRows(latents)));
     checks.push(
       compareArrays(
         c.id,
@@ -527,15 +468,7 @@ const vae: Handler = async (c, ctx) => {
   const out = await engine
     .models()
     .vae.model.run({ latents: G.hostTensor('float32', latents, ctx.shape(c.file, 'latents')) });
-  return [
-    compareArrays(
-      c.id,
-      'image',
-      out.image.data as Float32Array,
-      ctx.tensor(c.file, 'image'),
-      tol.for('image'),
-    ),
-  ];
+  return [ctx.against(c, tol, 'image', out.image.data as Float32Array)];
 };
 
 function maskTokenLists(json: Json): number[][] {
@@ -723,6 +656,20 @@ export const HANDLERS: Record<string, Handler> = {
   checkpoint,
 };
 
+/** One failed check standing for a whole case that could not run. */
+function caseFailure(id: string, note: string): Check {
+  return {
+    case: id,
+    output: '(all)',
+    maxAbs: Number.NaN,
+    maxRel: Number.NaN,
+    tolerance: 0,
+    exact: false,
+    pass: false,
+    note,
+  };
+}
+
 /** Runs every case (or those whose id or kind is in `only`), reporting each as it finishes. */
 export async function runFixture(
   dir: string,
@@ -736,35 +683,12 @@ export async function runFixture(
       if (options.only?.length && !options.only.includes(c.id) && !options.only.includes(c.kind)) continue;
       const handler = HANDLERS[c.kind];
       let checks: Check[];
-      if (!handler) {
-        checks = [
-          {
-            case: c.id,
-            output: '(all)',
-            maxAbs: Number.NaN,
-            maxRel: Number.NaN,
-            tolerance: 0,
-            exact: false,
-            pass: false,
-            note: `cannot run case kind '${c.kind}'`,
-          },
-        ];
-      } else {
+      if (!handler) checks = [caseFailure(c.id, `cannot run case kind '${c.kind}'`)];
+      else {
         try {
           checks = await handler(c, ctx);
         } catch (e) {
-          checks = [
-            {
-              case: c.id,
-              output: '(all)',
-              maxAbs: Number.NaN,
-              maxRel: Number.NaN,
-              tolerance: 0,
-              exact: false,
-              pass: false,
-              note: `error: ${(e as Error).message}`,
-            },
-          ];
+          checks = [caseFailure(c.id, `error: ${(e as Error).message}`)];
         }
       }
       options.onCase?.(c.id, checks);
