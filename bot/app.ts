@@ -1,8 +1,7 @@
-// The bot's parts put together from the configuration: the LoRA library, the queue (on
-// Redis with remote workers, or in this process with the engine on its own thread) and the
-// platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
+// The bot's parts put together from the configuration: the engine host (the LoRA library, and
+// without Redis the engine on its own thread), the queue (on Redis with remote workers, or in
+// this process) and the platform-neutral commands. `npm start`, the adapters' tests and the playground use it.
 
-import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { composeSettingsOf } from '../commands/compose/index.ts';
 import {
@@ -13,18 +12,13 @@ import {
 } from '../commands/jobs.ts';
 import { ComposeCommands, type ComposeQueue, type ModelStatus } from '../commands/service.ts';
 import type { Config } from '../config/index.ts';
-import { nativeImageSize } from '../engine/models/config.ts';
-import { ClipTokenizer } from '../engine/tokenizer/index.ts';
-import { openCheckpoint } from '../engine/weights/checkpoint.ts';
-import { LoraCheckThread } from './library/check-client.ts';
-import { LoraLibrary } from './library/index.ts';
+import type { EngineThread } from './engine-host/engine-client.ts';
+import { type ComposeProcessor, openEngineHost } from './engine-host/index.ts';
+import { composePreflight } from './engine-host/preflight.ts';
+import type { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
-import { BullQueue, type JobWorker, LocalQueue, queueSettings } from './queue/index.ts';
+import { openJobQueue } from './queue/index.ts';
 import { readRecipe } from './render/recipe.ts';
-import { StartProblem } from './start-problem.ts';
-import { EngineThread, engineOptions } from './worker/engine-client.ts';
-import { composePreflight } from './worker/preflight.ts';
-import { composeProcessor } from './worker/processor.ts';
 
 export interface App {
   config: Config;
@@ -52,7 +46,7 @@ export interface StartOptions {
   /** BullMQ's queue name (REDIS_URL), for bots and workers that share a Redis with others */
   queueName?: string;
   /** wraps the in-process engine's job processor, e.g. to count and time its runs for /metrics */
-  instrument?: (processor: ReturnType<typeof composeProcessor>) => ReturnType<typeof composeProcessor>;
+  instrument?: (processor: ComposeProcessor) => ComposeProcessor;
 }
 
 const NO_MODEL =
@@ -61,93 +55,50 @@ const NO_MODEL =
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel, 'bot', config.ops.logFormat);
   const modelPath = config.engine.modelPath;
-  let base: Parameters<typeof LoraLibrary.open>[1];
-  let modelProblem: string | undefined;
-  let tokenizer: ClipTokenizer | undefined;
-  let nativeSize: number | undefined;
-  if (modelPath) {
-    try {
-      const ck = openCheckpoint(modelPath, { tokenizerDir: config.engine.tokenizerDir });
-      base = { unet: ck.unet.weights, textEncoder: ck.textEncoder.weights };
-      tokenizer = ClipTokenizer.fromDir(ck.tokenizerDir);
-      nativeSize = nativeImageSize(ck.unet.config, ck.vae.config);
-    } catch (e) {
-      // Without Redis, main() says this once as the model's status; a stack would add nothing.
-      modelProblem = (e as Error).message;
-      if (config.queue.redisUrl) log.warn(`MODEL_PATH cannot be used to check LoRAs: ${modelProblem}`);
-    }
-  }
-  checkLoraDir(config.engine.loraDir);
-  // Headers are read on this thread too, with or without a model to check against.
-  const checks = new LoraCheckThread(
-    base && modelPath ? { modelPath, tokenizerDir: config.engine.tokenizerDir } : {},
-  );
-  const library = await LoraLibrary.open(config.engine.loraDir, base, {
-    maxAddBytes: config.limits.loraUploadMaxMb * 1024 * 1024,
-    checker: base ? checks.check : undefined,
-    headerReader: checks.readHeader,
-    onWarning: (m) => log.warn(m),
+  // With Redis the workers compose; without it, this process does, on the engine's own thread.
+  const host = await openEngineHost(config, {
+    log,
+    compose: !config.queue.redisUrl,
+    instrument: options.instrument,
   });
-
-  let queue: ComposeQueue;
-  let engine: EngineThread | undefined;
-  let localWorker: JobWorker | undefined;
-  let listen = () => {};
-  if (config.queue.redisUrl) {
-    const bull = await BullQueue.open<ComposeJobData, ComposeJobValue, ComposeJobProgress>({
-      redisUrl: config.queue.redisUrl,
-      ...(options.queueName ? { queueName: options.queueName } : {}),
-      holdEvents: true,
+  const { library, engine } = host;
+  engine?.ready().then(
+    (t) =>
+      log.info(
+        `engine ready in ${((t.checkpointMs + t.compileMs) / 1000).toFixed(1)} s${t.reusedCache ? ' (cached)' : ''}`,
+      ),
+    (e: Error) => log.error(`the engine could not load ${modelPath}: ${e.message}`),
+  );
+  const { queue, runner, listen } = await openJobQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
+    config.queue,
+    {
+      localProcessor: host.processor,
+      queueName: options.queueName,
       // A stable consumer name lets a restarted bot replay the completions it missed.
       consumer: `bot-${hostname()}`,
       onError: (e) => log.warn(`queue: ${e.message}`),
-      ...queueSettings(config.queue),
-    });
-    queue = bull;
-    listen = () => bull.listen();
-    log.info('queue: BullMQ on Redis; run `npm run worker` on the GPU hosts');
-  } else {
-    const local = new LocalQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
-      queueSettings(config.queue),
-    );
-    if (modelPath && !modelProblem) {
-      engine = new EngineThread(engineOptions(config));
-      engine.ready().then(
-        (t) =>
-          log.info(
-            `engine ready in ${((t.checkpointMs + t.compileMs) / 1000).toFixed(1)} s${t.reusedCache ? ' (cached)' : ''}`,
-          ),
-        (e: Error) => log.error(`the engine could not load ${modelPath}: ${e.message}`),
-      );
-      const processor = composeProcessor(engine, library, {
-        guidance: {
-          iterations: config.engine.guidanceIterations,
-          lossThreshold: config.engine.guidanceLossThreshold,
-        },
-      });
-      localWorker = local.startWorker(options.instrument ? options.instrument(processor) : processor);
-    }
-    queue = local;
-  }
+    },
+  );
+  if (config.queue.redisUrl) log.info('queue: BullMQ on Redis; run `npm run worker` on the GPU hosts');
 
   const model = (): ModelStatus => {
     if (config.queue.redisUrl) return { ready: true };
     if (!modelPath) return { ready: false, message: NO_MODEL };
-    if (modelProblem)
-      return { ready: false, message: `The model at MODEL_PATH cannot be used: ${modelProblem}` };
+    if (host.modelProblem)
+      return { ready: false, message: `The model at MODEL_PATH cannot be used: ${host.modelProblem}` };
     if (engine?.status.state === 'failed')
       return { ready: false, message: `The engine could not load the model: ${engine.status.message}` };
     return { ready: true };
   };
 
-  const settings = composeSettingsOf(config.limits, nativeSize);
+  const settings = composeSettingsOf(config.limits, host.model?.nativeSize);
   const commands = new ComposeCommands({
     queue,
     library,
     readRecipe,
     settings,
     model,
-    ...(tokenizer ? { preflight: composePreflight(tokenizer, library) } : {}),
+    ...(host.model ? { preflight: composePreflight(host.model.tokenizer, library) } : {}),
   });
   queue.on('failed', (e) => {
     if (e.error.kind === 'internal') log.warn(`job ${e.id} failed: ${e.error.message}`);
@@ -161,38 +112,20 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     model,
     log,
     async drain(graceMs) {
-      if (!localWorker) return;
+      if (!runner) return;
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
       });
-      await Promise.race([localWorker.close(), late]);
+      await Promise.race([runner.close(), late]);
       clearTimeout(timer);
     },
     listen,
     async close() {
       await queue.close();
-      library.close();
-      await checks.close();
-      await engine?.close();
+      await host.close();
     },
   };
-}
-
-/** LORA_DIR must be a folder (it is created when missing). */
-export function checkLoraDir(dir: string): void {
-  try {
-    if (!statSync(dir).isDirectory())
-      throw new StartProblem(
-        `LORA_DIR=${dir} is a file, not a folder: point it at the folder of LoRA .safetensors files`,
-      );
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    if (e instanceof StartProblem) throw e;
-    throw new StartProblem(
-      `LORA_DIR=${dir} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
 }
 
 export { BLOB };

@@ -20,11 +20,11 @@ import { Engine } from '../../engine/clora/engine.ts';
 import type { Progress } from '../../engine/clora/pipeline.ts';
 import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.ts';
 import { isEntryPoint } from '../../engine/entry-point.ts';
+import { compositionRecipe } from '../engine-host/recipe.ts';
+import { type ResolvedLora, specFromRequest } from '../engine-host/spec.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
 import { encodePng, recipeText } from '../render/index.ts';
-import { compositionRecipe } from '../worker/recipe.ts';
-import { type ResolvedLora, specFromRequest } from '../worker/spec.ts';
 import { cudaProviderProblem, loraFileProblem, prepareOutFolder } from './checks.ts';
 
 function usage(settings: ComposeSettings, device: string): string {

@@ -1,7 +1,7 @@
 // LoRA header reads and checks on their own thread (check-thread.ts), for the library.
 
 import type { Worker } from 'node:worker_threads';
-import { startTsThread } from '../worker/ts-thread.ts';
+import { startTsThread } from '../ts-thread.ts';
 import type { CheckOutcome } from './check.ts';
 import type { CheckReply, CheckRequest, CheckThreadData } from './check-thread.ts';
 import type { HeaderOutcome } from './header.ts';
@@ -11,18 +11,18 @@ type Pending =
   | { kind: 'header'; resolve: (o: HeaderOutcome) => void };
 
 export class LoraCheckThread {
-  private readonly worker: Worker;
+  private readonly thread: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
   constructor(model: CheckThreadData = {}) {
-    this.worker = startTsThread(new URL('./check-thread.ts', import.meta.url), model);
-    this.worker.on('message', (reply: CheckReply) => {
+    this.thread = startTsThread(new URL('./check-thread.ts', import.meta.url), model);
+    this.thread.on('message', (reply: CheckReply) => {
       const waiting = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (waiting?.kind === 'check' && reply.kind === 'check') waiting.resolve(reply.outcome);
       if (waiting?.kind === 'header' && reply.kind === 'header') waiting.resolve(reply.outcome);
-      if (this.pending.size === 0) this.worker.unref();
+      if (this.pending.size === 0) this.thread.unref();
     });
     // A thread that dies leaves its files unchecked rather than wrongly usable.
     const fail = (why: string) => {
@@ -33,10 +33,10 @@ export class LoraCheckThread {
         this.pending.delete(id);
       }
     };
-    this.worker.on('error', (e: Error) => fail(e.message));
-    this.worker.on('exit', (code) => fail(`the check thread stopped with code ${code}`));
+    this.thread.on('error', (e: Error) => fail(e.message));
+    this.thread.on('exit', (code) => fail(`the check thread stopped with code ${code}`));
     // Idle, the thread does not keep the process alive; a pending check does.
-    this.worker.unref();
+    this.thread.unref();
   }
 
   /** The full check against the model (the thread must have been given one). */
@@ -48,13 +48,13 @@ export class LoraCheckThread {
     new Promise((resolve) => this.send({ kind: 'header', resolve }, path));
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await this.thread.terminate();
   }
 
   private send(waiting: Pending, path: string): void {
     const id = this.nextId++;
     this.pending.set(id, waiting);
-    this.worker.ref();
-    this.worker.postMessage({ id, kind: waiting.kind, path } satisfies CheckRequest);
+    this.thread.ref();
+    this.thread.postMessage({ id, kind: waiting.kind, path } satisfies CheckRequest);
   }
 }

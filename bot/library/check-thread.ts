@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BaseWeights } from '../../engine/lora/targets.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import { threadData } from '../worker/ts-thread.ts';
+import { threadData } from '../ts-thread.ts';
 import { type CheckOutcome, checkLora } from './check.ts';
 import { type HeaderOutcome, readHeaderOutcome } from './header.ts';
 
@@ -21,7 +21,7 @@ export type CheckReply =
   | { id: number; kind: 'header'; outcome: HeaderOutcome };
 
 const port = parentPort;
-if (!port) throw new Error('check-thread.ts runs as a worker thread');
+if (!port) throw new Error('check-thread.ts runs on a thread of its own (startTsThread)');
 const { modelPath, tokenizerDir } = threadData<CheckThreadData>(workerData);
 
 // Opened at the first check, so header reads never wait for the model.

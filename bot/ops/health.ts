@@ -2,10 +2,10 @@
 
 import { stat } from 'node:fs/promises';
 import { Queue } from 'bullmq';
+import type { EngineThread } from '../engine-host/engine-client.ts';
 import type { LoraLibrary } from '../library/index.ts';
 import { openRedis } from '../queue/bull-connection.ts';
 import { type BullConnection, DEFAULT_PREFIX, DEFAULT_QUEUE_NAME } from '../queue/index.ts';
-import type { EngineThread } from '../worker/engine-client.ts';
 import type { HealthCheck } from './server.ts';
 
 /** No engine here: `reason` says why (no model configured); undefined where remote workers run it. */

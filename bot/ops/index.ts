@@ -3,8 +3,8 @@
 // "starting" from "broken", then hand it the parts to watch once they exist.
 
 import type { Config } from '../../config/index.ts';
+import type { EngineThread } from '../engine-host/engine-client.ts';
 import type { LoraLibrary } from '../library/index.ts';
-import type { EngineThread } from '../worker/engine-client.ts';
 import { engineCheck, libraryCheck, QueueProbe } from './health.ts';
 import { BotMetrics, type ComposeProcessor } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';

@@ -85,7 +85,7 @@ function loadStaticFiles(): Map<string, { body: Buffer; type: string }> {
   return files;
 }
 
-// The key engine/weights/random-model.ts stamps into the checkpoints it writes.
+// The key tools/random-model.ts stamps into the checkpoints it writes.
 const RANDOM_MODEL_KEY = 'clora.random_model';
 
 /** Whether the checkpoint at `path` is one of our random-weight models. */

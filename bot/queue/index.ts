@@ -16,31 +16,31 @@
 //                   unsubscribe function. 'failed' is final (after retries); 'started' fires per run.
 //   close()
 //
-// Worker side, a JobProcessor: async ({ id, data, owner, attempt, signal, progress }) =>
+// Runner side, a JobProcessor: async ({ id, data, owner, attempt, signal, progress }) =>
 // { value, blobs? }. Throw UserError for what the user caused (fails at once, message shown
 // to the user); any other error is retried with exponential backoff (settings.retry, default
 // 3 runs from 2 s). Blobs are named byte arrays (PNG, masks), stored beside the record.
 //
 // Two implementations, one behaviour (test/integration/queue.test.ts runs both):
-// - BullQueue.open({ redisUrl, ...settings }) with startBullWorker(processor, { redisUrl,
+// - BullQueue.open({ redisUrl, ...settings }) with startBullRunner(processor, { redisUrl,
 //   concurrency }) in any number of worker processes (`npm run worker`). BullMQ schedules;
 //   a worker that dies mid-job has its job run again by another after the lock lapses; a job
 //   is settled once, so none completes twice. Records and blobs live in Redis with a TTL. Run
 //   Redis with persistence (appendonly) if queued jobs must survive a Redis restart; the
 //   clients reconnect and carry on by themselves.
-// - LocalQueue (no REDIS_URL): the same in this process, with localQueue.startWorker(processor).
+// - LocalQueue (no REDIS_URL): the same in this process, with localQueue.startRunner(processor).
 //   Nothing persists: a restart forgets every job and result.
 import type { QueueConfig } from '../../config/index.ts';
 import { BullQueue } from './bull-queue.ts';
 import { LocalQueue } from './local-queue.ts';
-import type { JobProcessor, JobQueue, Json, QueueSettings, WorkerOptions } from './types.ts';
+import type { JobProcessor, JobQueue, JobRunner, Json, QueueSettings, RunnerOptions } from './types.ts';
 
 export type { BullConnection } from './bull-connection.ts';
 export { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME } from './bull-connection.ts';
 export type { BullQueueOptions } from './bull-queue.ts';
 export { BullQueue } from './bull-queue.ts';
-export type { BullWorkerOptions } from './bull-worker.ts';
-export { startBullWorker } from './bull-worker.ts';
+export type { BullRunnerOptions } from './bull-runner.ts';
+export { startBullRunner } from './bull-runner.ts';
 export { isUserError, UserError } from './errors.ts';
 export { LocalQueue } from './local-queue.ts';
 export * from './types.ts';
@@ -53,25 +53,48 @@ export function queueSettings(config: QueueConfig): QueueSettings {
   };
 }
 
+/** A bot's queue as opened: the queue, the runner of its jobs in this process, and the start of its events. */
+export interface OpenedJobQueue<Data, Result, Progress = Json> {
+  queue: JobQueue<Data, Result, Progress>;
+  /** runs jobs in this process: no REDIS_URL, and a processor to run them */
+  runner?: JobRunner;
+  /** lets the queue's events flow; a queue on Redis holds them until the adapters listen */
+  listen(): void;
+}
+
+export interface OpenJobQueueOptions<Data, Result, Progress> extends RunnerOptions {
+  /** runs the jobs when the queue is in this process; none: they wait */
+  localProcessor?: JobProcessor<Data, Result, Progress>;
+  /** BullMQ's queue name, for bots and workers that share a Redis with others */
+  queueName?: string;
+  /** names this bot for event replay after a restart (BullQueueOptions.consumer) */
+  consumer?: string;
+  onError?: (error: Error) => void;
+}
+
 /**
- * The bot's queue: on Redis when REDIS_URL is set (workers run elsewhere), else in this
- * process, running `localProcessor` here.
+ * The bot's queue: on Redis when REDIS_URL is set (workers run the jobs elsewhere), else in
+ * this process, running `localProcessor` here.
  */
 export async function openJobQueue<Data, Result, Progress = Json>(
   config: QueueConfig,
-  localProcessor: JobProcessor<Data, Result, Progress>,
-  options: WorkerOptions & { consumer?: string; onError?: (error: Error) => void } = {},
-): Promise<JobQueue<Data, Result, Progress>> {
+  options: OpenJobQueueOptions<Data, Result, Progress> = {},
+): Promise<OpenedJobQueue<Data, Result, Progress>> {
   const settings = queueSettings(config);
   if (config.redisUrl !== undefined) {
-    return BullQueue.open<Data, Result, Progress>({
+    const queue = await BullQueue.open<Data, Result, Progress>({
       redisUrl: config.redisUrl,
+      ...(options.queueName ? { queueName: options.queueName } : {}),
+      holdEvents: true,
       consumer: options.consumer,
       onError: options.onError,
       ...settings,
     });
+    return { queue, listen: () => queue.listen() };
   }
   const queue = new LocalQueue<Data, Result, Progress>(settings);
-  queue.startWorker(localProcessor, options);
-  return queue;
+  const runner = options.localProcessor
+    ? queue.startRunner(options.localProcessor, { concurrency: options.concurrency })
+    : undefined;
+  return { queue, runner, listen: () => {} };
 }

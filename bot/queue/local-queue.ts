@@ -13,13 +13,13 @@ import {
   type JobProcessor,
   type JobQueue,
   type JobRecord,
-  type JobWorker,
+  type JobRunner,
   type Json,
   type QueueEventType,
   type QueueListener,
   type QueuePosition,
   type QueueSettings,
-  type WorkerOptions,
+  type RunnerOptions,
 } from './types.ts';
 
 /** A job as this process keeps it: the record's fields, with data, progress and result as JSON text. */
@@ -34,7 +34,7 @@ interface LocalJob extends Omit<JobRecord<never, never, never>, 'data' | 'progre
   timer?: NodeJS.Timeout;
 }
 
-interface LocalWorker<Data, Result, Progress> {
+interface LocalRunner<Data, Result, Progress> {
   processor: JobProcessor<Data, Result, Progress>;
   concurrency: number;
   running: Set<Promise<void>>;
@@ -49,7 +49,7 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
   readonly #pending: LocalJob[] = [];
   readonly #liveByUser = new Map<string, Set<string>>();
   readonly #liveByScope = new Map<string, Set<string>>();
-  readonly #workers: LocalWorker<Data, Result, Progress>[] = [];
+  readonly #runners: LocalRunner<Data, Result, Progress>[] = [];
   readonly #recentRunsMs: number[] = [];
   readonly #hub = new EventHub<Progress>();
   #seq = 0;
@@ -152,7 +152,7 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
     const elapsed = [...this.#jobs.values()]
       .filter((j) => j.state === 'running' && j.startedAt !== undefined)
       .map((j) => now - (j.startedAt ?? now));
-    const runners = this.#workers.filter((w) => !w.closing).reduce((n, w) => n + w.concurrency, 0);
+    const runners = this.#runners.filter((w) => !w.closing).reduce((n, w) => n + w.concurrency, 0);
     const etaMs = estimateStartMs(ahead, elapsed, runners, typicalRunMs(this.#recentRunsMs));
     return etaMs === undefined ? { position: ahead + 1 } : { position: ahead + 1, etaMs };
   }
@@ -162,24 +162,24 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
   }
 
   /** Runs jobs in this process; call it once with the engine's processor (or more, to add runners). */
-  startWorker(processor: JobProcessor<Data, Result, Progress>, options: WorkerOptions = {}): JobWorker {
+  startRunner(processor: JobProcessor<Data, Result, Progress>, options: RunnerOptions = {}): JobRunner {
     if (this.#closed) throw new Error('the queue is closed');
     const concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new TypeError('concurrency must be a positive integer');
-    const worker: LocalWorker<Data, Result, Progress> = {
+    const runner: LocalRunner<Data, Result, Progress> = {
       processor,
       concurrency,
       running: new Set(),
       closing: false,
     };
-    this.#workers.push(worker);
+    this.#runners.push(runner);
     this.#dispatchSoon();
     return {
       close: async () => {
-        worker.closing = true;
-        await Promise.allSettled([...worker.running]);
-        this.#workers.splice(this.#workers.indexOf(worker), 1);
+        runner.closing = true;
+        await Promise.allSettled([...runner.running]);
+        this.#runners.splice(this.#runners.indexOf(runner), 1);
       },
     };
   }
@@ -192,7 +192,7 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
       job.run?.abort(new DOMException('the queue is closing', 'AbortError'));
       clearTimeout(job.timer);
     }
-    await Promise.allSettled(this.#workers.flatMap((w) => [...w.running]));
+    await Promise.allSettled(this.#runners.flatMap((w) => [...w.running]));
     this.#hub.clear();
   }
 
@@ -215,19 +215,19 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
 
   #dispatch(): void {
     while (!this.#closed && this.#pending.length > 0) {
-      const worker = this.#workers.find((w) => !w.closing && w.running.size < w.concurrency);
-      if (!worker) return;
+      const runner = this.#runners.find((r) => !r.closing && r.running.size < r.concurrency);
+      if (!runner) return;
       const job = this.#pending.shift()!;
-      const run = this.#run(job, worker);
-      worker.running.add(run);
+      const run = this.#run(job, runner);
+      runner.running.add(run);
       void run.finally(() => {
-        worker.running.delete(run);
+        runner.running.delete(run);
         this.#dispatchSoon();
       });
     }
   }
 
-  async #run(job: LocalJob, worker: LocalWorker<Data, Result, Progress>): Promise<void> {
+  async #run(job: LocalJob, runner: LocalRunner<Data, Result, Progress>): Promise<void> {
     const controller = new AbortController();
     const startedAt = Date.now();
     Object.assign(job, { state: 'running', startedAt, run: controller, progressJson: undefined });
@@ -248,7 +248,7 @@ export class LocalQueue<Data, Result, Progress = Json> implements JobQueue<Data,
     };
     let outcome: { output: CheckedOutput } | { error: unknown };
     try {
-      outcome = { output: checkOutput(await worker.processor(context)) };
+      outcome = { output: checkOutput(await runner.processor(context)) };
     } catch (error) {
       outcome = { error };
     }

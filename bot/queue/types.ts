@@ -51,15 +51,16 @@ export type JobProcessor<Data, Result, Progress = Json> = (
   job: JobContext<Data, Progress>,
 ) => Promise<JobOutput<Result>>;
 
-export interface WorkerOptions {
-  /** Jobs run at once by this worker; default 1. */
+/** How a job runner (what takes jobs off a queue and hands each to the processor) runs them. */
+export interface RunnerOptions {
+  /** Jobs run at once by this runner; default 1. */
   concurrency?: number;
 }
 
-export interface JobWorker {
+export interface JobRunner {
   /**
    * Stops taking jobs and waits for the running ones to finish; with `graceMs`, those still
-   * running after it are stopped and handed back to the queue for another worker.
+   * running after it are stopped and handed back to the queue for another runner.
    */
   close(options?: { graceMs?: number }): Promise<void>;
 }

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const SOURCES = ['commands', 'bot', 'engine', 'config'];
+const SOURCES = ['commands', 'bot', 'engine', 'config', 'tools'];
 const SETTINGS = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'];
 /** tsc -b's record of the last build; its time is when dist/ was last known current. */
 const stamp = join(root, 'dist', '.tsbuildinfo');

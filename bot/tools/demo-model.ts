@@ -12,15 +12,11 @@ import { isEntryPoint } from '../../engine/entry-point.ts';
 import { bytesOf } from '../../engine/graph/dtype.ts';
 import { readLora } from '../../engine/lora/file.ts';
 import { SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
-import { defaultTokenizerDir } from '../../engine/tools/make-random-model.ts';
 import { type Checkpoint, openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import {
-  fillValues,
-  type RandomModelSpec,
-  verifyRandomModel,
-  writeRandomModel,
-} from '../../engine/weights/random-model.ts';
+import { fillValues } from '../../engine/weights/initial-weights.ts';
 import { encodeSafetensors, type TensorToWrite } from '../../engine/weights/safetensors.ts';
+import { defaultTokenizerDir } from '../../tools/make-random-model.ts';
+import { type RandomModelSpec, verifyRandomModel, writeRandomModel } from '../../tools/random-model.ts';
 
 /** SD 1.5's layout at the tiny-sd15 fixture's widths: megabytes, and seconds per picture on a CPU. */
 export const DEMO_MODEL: RandomModelSpec = {

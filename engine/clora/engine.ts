@@ -215,11 +215,6 @@ export class Engine {
     };
   }
 
-  /** Compiles the guidance pass now rather than on the first composition that needs it. */
-  async warmUp(): Promise<void> {
-    await this.models().guidance({ loraConvs: false });
-  }
-
   async compose(spec: CompositionSpec, hooks: Hooks = {}): Promise<CompositionResult> {
     validateSpec(spec, this.limits);
     const plan = planComposition(spec, this.tokenizer);

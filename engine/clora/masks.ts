@@ -11,11 +11,14 @@ export interface AttentionGrid {
   cols: number;
 }
 
+/** The latent cells per attention cell on each axis: CLoRA reads the layers at a quarter of the latent (16×16 at 512²). */
+export const ATTENTION_DOWNSCALE = 4;
+
 /** The grid of the cross-attention layers at a quarter of a latent of height × width cells. */
 export function attentionGrid(latentHeight: number, latentWidth: number): AttentionGrid {
-  if (latentHeight % 4 !== 0 || latentWidth % 4 !== 0)
+  if (latentHeight % ATTENTION_DOWNSCALE !== 0 || latentWidth % ATTENTION_DOWNSCALE !== 0)
     throw new RangeError(`a ${latentHeight}×${latentWidth} latent has no quarter-size attention grid`);
-  return { rows: latentHeight / 4, cols: latentWidth / 4 };
+  return { rows: latentHeight / ATTENTION_DOWNSCALE, cols: latentWidth / ATTENTION_DOWNSCALE };
 }
 
 /** Token maps of one branch: [rows·cols] per token position (row-major r·cols + c). */

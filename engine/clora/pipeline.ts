@@ -1,17 +1,34 @@
-// The denoising loop of a composition (METHOD.md): encode each branch's prompt with its
-// own LoRAs; at early steps move the latent down the contrastive loss's gradient (one
-// guidance run returns maps, loss and ∂L/∂z); then predict every branch's noise in one
-// batched call on the updated latent, fuse it with the branches' masks, apply CFG and
-// step the scheduler; finally decode.
+// The denoising loop of a composition (METHOD.md), in the steps diffusers' pipelines name:
+// encode each branch's prompt with its own LoRAs; prepare the latent; then per step guide
+// (at early steps move the latent down the contrastive loss's gradient), predict every
+// branch's noise in one batched call, fuse it with the branches' masks and CFG, and step the
+// scheduler; finally decode.
 
 import * as ort from 'onnxruntime-node';
-import type { HostTensor } from '../graph/index.ts';
+import { CancelledError } from '../errors.ts';
 import * as G from '../graph/index.ts';
-import { type GatedLora, type LoraFactors, loraFeeds } from '../lora/gated.ts';
+import { LoraSlots } from '../lora/gated.ts';
 import type { CompiledNetwork } from '../models/compiled.ts';
-import { createScheduler, type SamplerName } from '../schedulers/index.ts';
+import { createScheduler, type SamplerName, type Scheduler } from '../schedulers/index.ts';
 import { gaussianNoise, INITIAL_NOISE_STREAM, stepNoise } from '../schedulers/noise.ts';
-import { groupFeeds, lossOnlyGraph } from './loss.ts';
+import { CLIP_CONTEXT_LENGTH } from '../tokenizer/index.ts';
+import {
+  concatRows,
+  gateFeeds,
+  type LoadLora,
+  PromptEmbeddings,
+  range,
+  repeat,
+  spans,
+  timestepFeed,
+} from './batch.ts';
+import {
+  chunkedGuidance,
+  type Guidance,
+  type GuidanceMode,
+  guidanceMode,
+  oneRunGuidance,
+} from './guidance.ts';
 import {
   type AttentionGrid,
   attentionGrid,
@@ -22,8 +39,8 @@ import {
   resizeNearest,
 } from './masks.ts';
 import { type BatchPlan, planBatches, type UNetMemoryModel } from './memory.ts';
-import type { BranchLora, CompositionPlan } from './plan.ts';
-import type { GuidanceOptions, LoraRef } from './spec.ts';
+import type { CompositionPlan } from './plan.ts';
+import type { GuidanceOptions } from './spec.ts';
 
 /** Which UNet graph a job needs: k×k-conv LoRA branches only when a LoCon file is in use. */
 export interface UNetVariant {
@@ -45,7 +62,7 @@ export interface EngineModels {
   schedulerConfig: Record<string, unknown>;
   latentChannels: number;
   contextDim: number;
-  loadLora: (ref: LoraRef) => Promise<{ modules: readonly LoraFactors[] }>;
+  loadLora: LoadLora;
 }
 
 export interface BatchMemory {
@@ -114,43 +131,25 @@ export interface CompositionOutput {
   timings: Record<Phase | 'total', number>;
 }
 
-export class CancelledError extends Error {
-  override name = 'CancelledError';
+/** SD 1.x's VAE: one latent cell per 8×8 pixels. */
+const VAE_SCALE = 8;
+
+/** A guidance run's cost in denoise steps, for the ETA (its VJP covers about half the UNet). */
+const GUIDANCE_RUN_COST = 0.6;
+
+/** The latent's shape [C, h, w] and element count. */
+interface LatentShape {
+  channels: number;
+  height: number;
+  width: number;
+  size: number;
 }
 
-/** Which LoRAs the branches use, as gated feeds for a batch laid out by `rows` (branch per row). */
-async function gates(
-  models: EngineModels,
-  branchLoras: readonly BranchLora[][],
-  rows: readonly (number | null)[],
-): Promise<GatedLora[]> {
-  const byPath = new Map<string, { ref: LoraRef; weights: number[] }>();
-  rows.forEach((branch, row) => {
-    if (branch === null) return;
-    for (const { lora, weight } of branchLoras[branch]) {
-      let entry = byPath.get(lora.path);
-      if (!entry) {
-        entry = { ref: lora, weights: new Array(rows.length).fill(0) };
-        byPath.set(lora.path, entry);
-      }
-      entry.weights[row] += weight;
-    }
-  });
-  const out: GatedLora[] = [];
-  for (const { ref, weights } of byPath.values())
-    out.push({ modules: (await models.loadLora(ref)).modules, weights });
-  return out;
-}
-
-function repeat(x: Float32Array, times: number): Float32Array {
-  const out = new Float32Array(x.length * times);
-  for (let i = 0; i < times; i++) out.set(x, i * x.length);
-  return out;
-}
-
-function rows(data: Float32Array, count: number): Float32Array[] {
-  const size = data.length / count;
-  return Array.from({ length: count }, (_, i) => data.subarray(i * size, (i + 1) * size));
+/** Noise of every branch and the maps masks are read from, for one step. */
+interface NoisePrediction {
+  /** [uncond rows of every branch, cond rows of every branch], a latent each */
+  noise: Float32Array;
+  condMaps: Float32Array;
 }
 
 export async function runPlan(
@@ -166,119 +165,44 @@ export async function runPlan(
     if (hooks.signal?.aborted) throw new CancelledError('the composition was cancelled');
   };
   const n = plan.branches.length;
-  const c = models.latentChannels;
-  const h = run.height / 8;
-  const w = run.width / 8;
-  const grid = attentionGrid(h, w);
-  const cells = grid.rows * grid.cols;
-  const tokens = 77;
   const g = run.guidance;
-  const branchLoras = plan.branches.map((b) => b.loras);
+  const mode = guidanceMode(g.published);
   const guided = plan.update && g.update;
-  // Refuses a job that cannot fit before any compute; otherwise how many branches share a call.
-  const batches: BatchPlan = models.memory
-    ? planBatches(
-        models.memory.model,
-        { branches: n, latentHeight: h, latentWidth: w, guided, published: g.published },
-        models.memory.budgetBytes,
-      )
-    : { denoisePairs: n, guidanceBranches: guided ? n : 0, peakBytes: 0 };
-  if (guided && !g.published && batches.guidanceBranches < n && !models.mapsVjp)
-    throw new Error('the guidance pass must be split to fit memory, and these models have no maps VJP graph');
+  const latent = latentShape(models, run);
+  const grid = attentionGrid(latent.height, latent.width);
+  const batches = planMemory(models, n, latent, guided, mode);
 
-  // 1. text: every branch prompt with its own LoRAs, and the negative prompt with none.
   check();
   const t0 = performance.now();
-  const idRows = [...plan.branches.map((b) => b.tokens.ids), plan.negative.ids];
-  const ids = new ort.Tensor('int64', BigInt64Array.from(idRows.flat().map(BigInt)), [n + 1, tokens]);
-  const teRows = [...plan.branches.map((_, i) => (run.textEncoderLora ? i : null)), null];
-  const teFeeds = models.textEncoder.slots
-    ? loraFeeds(models.textEncoder.slots, await gates(models, branchLoras, teRows), n + 1)
-    : {};
-  const hidden = (await models.textEncoder.model.run({ input_ids: ids, ...teFeeds })).hidden
-    .data as Float32Array;
-  trace?.('text_embeddings', 0, hidden);
-  const rowSize = tokens * models.contextDim;
-  const condCtx = hidden.slice(0, n * rowSize);
-  const uncond = hidden.slice(n * rowSize);
+  const prompts = await encodePrompts(models, plan, run);
+  trace?.('text_embeddings', 0, concatRows([prompts.cond, prompts.uncond]));
   timings.text = performance.now() - t0;
 
-  // 2. the loop
   const scheduler = createScheduler(run.sampler, models.schedulerConfig);
   scheduler.setTimesteps(run.steps);
-  const latentSize = c * h * w;
-  const start = run.initialLatent ?? gaussianNoise(run.seed, latentSize, INITIAL_NOISE_STREAM);
-  let z: Float32Array = Float32Array.from(start, (v) => v * scheduler.initNoiseSigma);
+  let z = prepareLatents(scheduler, run, latent);
   trace?.('latents', 0, z);
 
-  const variant: UNetVariant = { loraConvs: false };
-  for (const b of plan.branches) {
-    for (const { lora } of b.loras) {
-      const { modules } = await models.loadLora(lora);
-      if (
-        modules.some(
-          (m) => m.target === 'unet' && m.downShape.length === 4 && m.downShape[2] * m.downShape[3] > 1,
-        )
-      ) {
-        variant.loraConvs = true;
-      }
-    }
-  }
-  const unet = await models.unet(variant);
-  const unetRows = [...plan.branches.map((_, i) => i), ...plan.branches.map((_, i) => i)];
-  /** The denoise feeds of branches [from, to): their uncond rows, then their cond rows. */
-  const pairFeeds = async (from: number, to: number): Promise<Record<string, HostTensor>> => {
-    const k = to - from;
-    const ctx = new Float32Array(2 * k * rowSize);
-    for (let i = 0; i < k; i++) ctx.set(uncond, i * rowSize);
-    ctx.set(condCtx.subarray(from * rowSize, to * rowSize), k * rowSize);
-    const rows = [...range(from, to), ...range(from, to)];
-    return {
-      context: G.hostTensor('float32', ctx, [2 * k, tokens, models.contextDim]),
-      ...(unet.slots ? loraFeeds(unet.slots, await gates(models, branchLoras, rows), 2 * k) : {}),
-    };
-  };
-  const denoiseChunks = await Promise.all(
-    chunks(n, batches.denoisePairs).map(async ([from, to]) => ({
-      from,
-      to,
-      feeds: await pairFeeds(from, to),
-    })),
+  const variant = await unetVariant(models, plan);
+  const predictor = await prepareNoisePredictor(
+    models,
+    variant,
+    mode,
+    plan,
+    prompts,
+    latent,
+    batches.denoisePairs,
   );
-
-  let guidanceNet: CompiledNetwork | undefined;
-  let guidanceFeeds: Record<string, HostTensor> = {};
-  let chunkedGuidance: ChunkedGuidance | undefined;
-  if (guided && !g.published && batches.guidanceBranches < n) {
-    chunkedGuidance = await prepareChunkedGuidance(
-      models,
-      variant,
-      plan,
-      condCtx,
-      branchLoras,
-      batches,
-      rowSize,
-      g.temperature,
-    );
-  } else if (guided) {
-    guidanceNet = await (g.published ? models.publishedGuidance(variant) : models.guidance(variant));
-    const guidedRows = g.published ? unetRows : plan.branches.map((_, i) => i);
-    guidanceFeeds = {
-      context: g.published
-        ? (await pairFeeds(0, n)).context
-        : G.hostTensor('float32', condCtx, [n, tokens, models.contextDim]),
-      ...groupFeeds(plan.groups, n, tokens),
-      ...(guidanceNet.slots
-        ? loraFeeds(guidanceNet.slots, await gates(models, branchLoras, guidedRows), guidedRows.length)
-        : {}),
-    };
-  }
+  const guidance = guided
+    ? await prepareGuidance(models, variant, mode, plan, prompts, batches, g.temperature)
+    : undefined;
 
   const losses: CompositionOutput['losses'] = [];
   let masks: Uint8Array[] = [];
   let lastMaps: Float32Array | undefined;
   const timesteps = scheduler.timesteps;
-  const unitsTotal = timesteps.length + (plan.update ? countGuidanceRuns(timesteps.length, g) * 0.6 : 0);
+  const unitsTotal =
+    timesteps.length + (plan.update ? countGuidanceRuns(timesteps.length, g) * GUIDANCE_RUN_COST : 0);
   let unitsDone = 0;
   const progress = (p: Omit<Progress, 'elapsedMs' | 'etaMs' | 'steps'>) => {
     const elapsedMs = performance.now() - started;
@@ -289,99 +213,54 @@ export async function runPlan(
   try {
     for (let i = 0; i < timesteps.length; i++) {
       const t = timesteps[i];
-      let noiseBeforeUpdate: Float32Array | undefined;
-      let mapsBeforeUpdate: Float32Array | undefined;
+      let beforeUpdate: NoisePrediction | undefined;
 
-      // 2a. latent updates
-      if ((guidanceNet || chunkedGuidance) && i < g.updateUntil) {
+      // guide: move the latent down the loss's gradient
+      if (guidance && i < g.updateUntil) {
         const tg = performance.now();
-        const iterations = g.iterativeSteps.includes(i) ? g.iterations : 1;
-        const batch = g.published ? 2 * n : n;
-        for (let k = 0; k < iterations; k++) {
-          check();
-          const scaled = scheduler.scaleModelInput(z, t);
-          const inputScale = z[0] !== 0 ? scaled[0] / z[0] : 1;
-          const latent = G.hostTensor('float32', scaled, [1, c, h, w]);
-          const out = chunkedGuidance
-            ? await chunkedGuidance.run(latent, t)
-            : await guidanceNet!.model.run({
-                ...guidanceFeeds,
-                latent,
-                timestep: G.hostTensor('float32', new Float32Array(batch).fill(t), [batch]),
-              });
-          const loss = (out.loss.data as Float32Array)[0];
-          const grad = out.grad.data as Float32Array;
-          if (k === 0 || k === iterations - 1) trace?.('update_maps', i, out.maps.data as Float32Array);
-          trace?.('loss', i, Float32Array.of(loss));
-          trace?.('grad', i, grad);
-          if (g.published) {
-            noiseBeforeUpdate = out.noise.data as Float32Array;
-            mapsBeforeUpdate = out.maps.data as Float32Array;
-          }
-          const step = g.stepSize * inputScale;
-          z = z.map((v, j) => v - step * grad[j]);
-          losses.push({ step: i, iteration: k, loss });
-          unitsDone += 0.6;
-          progress({ phase: 'guidance', step: i + 1, iteration: k + 1, loss, latent: z });
-          if (g.lossThreshold !== undefined && loss < g.lossThreshold) break;
-        }
-        trace?.('latents_after_update', i, z);
+        const updated = await guideLatent(
+          z,
+          { i, t },
+          {
+            guidance,
+            mode,
+            scheduler,
+            latent,
+            g,
+            check,
+            trace,
+            onIteration: (loss, k, zNow) => {
+              losses.push({ step: i, iteration: k, loss });
+              unitsDone += GUIDANCE_RUN_COST;
+              progress({ phase: 'guidance', step: i + 1, iteration: k + 1, loss, latent: zNow });
+            },
+          },
+        );
+        z = updated.z;
+        beforeUpdate = updated.beforeUpdate;
         timings.guidance += performance.now() - tg;
       }
 
-      // 2b. every branch's noise on the (updated) latent, in one batched call
+      // predict: every branch's noise on the (updated) latent
       check();
       const td = performance.now();
-      let noise: Float32Array;
-      let condMaps: Float32Array;
-      if (noiseBeforeUpdate && mapsBeforeUpdate) {
-        noise = noiseBeforeUpdate;
-        condMaps = mapsBeforeUpdate;
-      } else {
-        // in chunks of (uncond, cond) pairs when the whole batch exceeds the memory budget
-        const scaled = scheduler.scaleModelInput(z, t);
-        const uncondParts: Float32Array[] = [];
-        const condParts: Float32Array[] = [];
-        const mapParts: Float32Array[] = [];
-        for (const chunk of denoiseChunks) {
-          const k = chunk.to - chunk.from;
-          const out = await unet.model.run({
-            ...chunk.feeds,
-            sample: G.hostTensor('float32', repeat(scaled, 2 * k), [2 * k, c, h, w]),
-            timestep: G.hostTensor('float32', new Float32Array(2 * k).fill(t), [2 * k]),
-          });
-          const chunkNoise = out.noise.data as Float32Array;
-          const maps = out.maps.data as Float32Array;
-          uncondParts.push(chunkNoise.subarray(0, k * latentSize));
-          condParts.push(chunkNoise.subarray(k * latentSize));
-          mapParts.push(g.published ? averageHalves(maps) : maps.slice(maps.length / 2));
-          check();
-        }
-        noise = concatRows([...uncondParts, ...condParts]);
-        condMaps = concatRows(mapParts);
-      }
+      const { noise, condMaps } =
+        beforeUpdate ?? (await predictor.predict(scheduler.scaleModelInput(z, t), t, check));
       lastMaps = condMaps;
       trace?.('mask_maps', i, condMaps);
-      const [epsU, epsC] = [rows(noise, 2 * n).slice(0, n), rows(noise, 2 * n).slice(n)];
-      trace?.('eps_uncond', i, noise.slice(0, n * latentSize));
-      trace?.('eps_cond', i, noise.slice(n * latentSize));
+      trace?.('eps_uncond', i, noise.slice(0, n * latent.size));
+      trace?.('eps_cond', i, noise.slice(n * latent.size));
 
-      // 2c. masks and fusion
-      let weights: ArrayLike<number>[];
-      if (plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1) {
-        const perBranch = Array.from({ length: n }, (_, b) =>
-          mapsFromAggregate(condMaps, grid, tokens, b * cells * tokens),
-        );
-        masks = branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
-        weights = masks.map((m) => resizeNearest(m, grid, h, w));
-        for (const m of masks) trace?.('masks_lowres', i, Float32Array.from(m));
-        for (const m of weights) trace?.('masks', i, Float32Array.from(m));
-      } else {
-        weights = epsU.map(() => new Uint8Array(h * w).fill(1));
-      }
-      const eps = guide(fuseNoise(epsU, weights, c), fuseNoise(epsC, weights, c), run.cfg);
+      // fuse: each branch owns its masked pixels; then CFG
+      const masking = plan.fusion === 'masks' && i >= g.applyMaskAfter && n > 1;
+      if (masking) masks = branchMasksOf(plan, condMaps, grid, g);
+      const eps = fuse(noise, masking ? masks : undefined, n, grid, latent, run.cfg, (name, data) =>
+        trace?.(name, i, data),
+      );
       trace?.('eps_guided', i, eps);
-      z = scheduler.step(eps, t, z, stepNoise(run.seed, latentSize, i));
+
+      // step
+      z = scheduler.step(eps, t, z, stepNoise(run.seed, latent.size, i));
       trace?.('latents', i + 1, z);
       timings.denoise += performance.now() - td;
       unitsDone += 1;
@@ -389,15 +268,13 @@ export async function runPlan(
     }
   } finally {
     // the chunked guidance's loss session, also when the job is cancelled mid-loop
-    await chunkedGuidance?.release();
+    await guidance?.release();
   }
 
-  // 3. decode
   check();
   const tv = performance.now();
   progress({ phase: 'decode', step: timesteps.length });
-  const image = (await models.vae.model.run({ latents: G.hostTensor('float32', z, [1, c, h, w]) })).image
-    .data as Float32Array;
+  const image = await decodeLatents(models, z, latent);
   trace?.('image', 0, image);
   timings.decode = performance.now() - tv;
   timings.total = performance.now() - started;
@@ -409,122 +286,263 @@ export async function runPlan(
     latent: z,
     masks,
     grid,
-    maps: lastMaps ? tokenMaps(plan, lastMaps, grid, tokens) : [],
+    maps: lastMaps ? tokenMaps(plan, lastMaps, grid) : [],
     losses,
     timings,
   };
 }
 
-function averageHalves(maps: Float32Array): Float32Array {
-  const half = maps.length / 2;
-  const out = new Float32Array(half);
-  for (let i = 0; i < half; i++) out[i] = (maps[i] + maps[half + i]) / 2;
-  return out;
+function latentShape(models: EngineModels, run: RunSettings): LatentShape {
+  const [height, width] = [run.height / VAE_SCALE, run.width / VAE_SCALE];
+  const channels = models.latentChannels;
+  return { channels, height, width, size: channels * height * width };
 }
 
-function concatRows(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((total, p) => total + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+function dims(latent: LatentShape): [number, number, number] {
+  return [latent.channels, latent.height, latent.width];
+}
+
+/** Refuses a job that cannot fit before any compute; otherwise how many branches share a call. */
+function planMemory(
+  models: EngineModels,
+  n: number,
+  latent: LatentShape,
+  guided: boolean,
+  mode: GuidanceMode,
+): BatchPlan {
+  const batches: BatchPlan = models.memory
+    ? planBatches(
+        models.memory.model,
+        {
+          branches: n,
+          latentHeight: latent.height,
+          latentWidth: latent.width,
+          guided,
+          published: mode.published,
+        },
+        models.memory.budgetBytes,
+      )
+    : { denoisePairs: n, guidanceBranches: guided ? n : 0, peakBytes: 0 };
+  if (guided && needsChunks(mode, batches, n) && !models.mapsVjp)
+    throw new Error('the guidance pass must be split to fit memory, and these models have no maps VJP graph');
+  return batches;
+}
+
+function needsChunks(mode: GuidanceMode, batches: BatchPlan, n: number): boolean {
+  return mode.chunks && batches.guidanceBranches < n;
+}
+
+/** Every branch prompt with its own LoRAs (when text-encoder LoRAs are on), and the negative prompt with none. */
+async function encodePrompts(
+  models: EngineModels,
+  plan: CompositionPlan,
+  run: RunSettings,
+): Promise<PromptEmbeddings> {
+  const n = plan.branches.length;
+  const idRows = [...plan.branches.map((b) => b.tokens.ids), plan.negative.ids];
+  const ids = new ort.Tensor('int64', BigInt64Array.from(idRows.flat().map(BigInt)), [
+    n + 1,
+    CLIP_CONTEXT_LENGTH,
+  ]);
+  const rows = [...plan.branches.map((_, i) => (run.textEncoderLora ? i : null)), null];
+  const loras = await gateFeeds(
+    models.textEncoder,
+    models.loadLora,
+    plan.branches.map((b) => b.loras),
+    rows,
+  );
+  const hidden = (await models.textEncoder.model.run({ input_ids: ids, ...loras })).hidden
+    .data as Float32Array;
+  const rowSize = CLIP_CONTEXT_LENGTH * models.contextDim;
+  return new PromptEmbeddings(hidden.slice(0, n * rowSize), hidden.slice(n * rowSize), models.contextDim);
+}
+
+/** The starting latent: the given one or seeded noise, at the scheduler's initial noise level. */
+function prepareLatents(scheduler: Scheduler, run: RunSettings, latent: LatentShape): Float32Array {
+  const start = run.initialLatent ?? gaussianNoise(run.seed, latent.size, INITIAL_NOISE_STREAM);
+  return Float32Array.from(start, (v) => v * scheduler.initNoiseSigma);
+}
+
+/** The UNet graph the plan's LoRAs need: k×k-conv branches only when a LoCon file is in use. */
+async function unetVariant(models: EngineModels, plan: CompositionPlan): Promise<UNetVariant> {
+  for (const b of plan.branches) {
+    for (const { lora } of b.loras) {
+      const { modules } = await models.loadLora(lora);
+      if (LoraSlots.needSpatialConvs('unet', modules)) return { loraConvs: true };
+    }
   }
-  return out;
+  return { loraConvs: false };
 }
 
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
+/** The denoise pass: every branch's (uncond, cond) pair, in chunks of pairs that fit the memory budget. */
+async function prepareNoisePredictor(
+  models: EngineModels,
+  variant: UNetVariant,
+  mode: GuidanceMode,
+  plan: CompositionPlan,
+  prompts: PromptEmbeddings,
+  latent: LatentShape,
+  pairsPerCall: number,
+) {
+  const unet = await models.unet(variant);
+  const branchLoras = plan.branches.map((b) => b.loras);
+  const calls = await Promise.all(
+    spans(plan.branches.length, pairsPerCall).map(async ([from, to]) => ({
+      pairs: to - from,
+      feeds: {
+        context: prompts.pairs(from, to),
+        ...(await gateFeeds(unet, models.loadLora, branchLoras, [...range(from, to), ...range(from, to)])),
+      },
+    })),
+  );
+  return {
+    async predict(scaled: Float32Array, t: number, check: () => void): Promise<NoisePrediction> {
+      const uncondParts: Float32Array[] = [];
+      const condParts: Float32Array[] = [];
+      const mapParts: Float32Array[] = [];
+      for (const { pairs, feeds } of calls) {
+        const out = await unet.model.run({
+          ...feeds,
+          sample: G.hostTensor('float32', repeat(scaled, 2 * pairs), [2 * pairs, ...dims(latent)]),
+          timestep: timestepFeed(t, 2 * pairs),
+        });
+        const noise = out.noise.data as Float32Array;
+        uncondParts.push(noise.subarray(0, pairs * latent.size));
+        condParts.push(noise.subarray(pairs * latent.size));
+        mapParts.push(mode.maskMaps(out.maps.data as Float32Array));
+        check();
+      }
+      return { noise: concatRows([...uncondParts, ...condParts]), condMaps: concatRows(mapParts) };
+    },
+  };
 }
 
-/** [from, to) spans of `size` items or fewer covering 0 … total − 1 in order. */
-function chunks(total: number, size: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let from = 0; from < total; from += size) out.push([from, Math.min(total, from + size)]);
-  return out;
-}
-
-/** A guided pass over branch chunks that returns what the one-run guidance graph returns. */
-interface ChunkedGuidance {
-  run(latent: HostTensor, t: number): Promise<Record<string, { data: unknown }>>;
-  release(): Promise<void>;
+/** The guidance the memory budget allows: one run of every branch, or branch chunks. */
+function prepareGuidance(
+  models: EngineModels,
+  variant: UNetVariant,
+  mode: GuidanceMode,
+  plan: CompositionPlan,
+  prompts: PromptEmbeddings,
+  batches: BatchPlan,
+  temperature: number,
+): Promise<Guidance> {
+  const graphs = {
+    guidance: () => models.guidance(variant),
+    publishedGuidance: () => models.publishedGuidance(variant),
+    unet: () => models.unet(variant),
+    loadLora: models.loadLora,
+  };
+  const n = plan.branches.length;
+  if (needsChunks(mode, batches, n)) {
+    const mapsVjp = models.mapsVjp!;
+    return chunkedGuidance(
+      { ...graphs, mapsVjp: () => mapsVjp(variant) },
+      plan,
+      prompts,
+      batches.guidanceBranches,
+      temperature,
+    );
+  }
+  return oneRunGuidance(mode, graphs, plan, prompts);
 }
 
 /**
- * Guidance one chunk of branches at a time. The loss couples all branches' maps, so: (1) each
- * chunk's maps from the forward UNet, (2) L and ∂L/∂maps of all of them on the loss graph,
- * (3) each chunk's term (∂maps/∂z)ᵀ ∂L/∂maps from the maps-VJP graph, summed: the same ∂L/∂z
- * as one run, for about one extra forward per chunk.
+ * One step's latent updates (METHOD.md): one, or `iterations` at the iterative steps, each
+ * z ← z − α ∂L/∂z; a burst ends early below the loss threshold when one is set.
  */
-async function prepareChunkedGuidance(
-  models: EngineModels,
-  variant: UNetVariant,
+async function guideLatent(
+  z: Float32Array,
+  { i, t }: { i: number; t: number },
+  run: {
+    guidance: Guidance;
+    mode: GuidanceMode;
+    scheduler: Scheduler;
+    latent: LatentShape;
+    g: GuidanceOptions;
+    check: () => void;
+    trace?: Trace;
+    onIteration: (loss: number, k: number, z: Float32Array) => void;
+  },
+): Promise<{ z: Float32Array; beforeUpdate?: NoisePrediction }> {
+  const { guidance, mode, scheduler, latent, g, check, trace } = run;
+  const iterations = g.iterativeSteps.includes(i) ? g.iterations : 1;
+  let beforeUpdate: NoisePrediction | undefined;
+  for (let k = 0; k < iterations; k++) {
+    check();
+    const scaled = scheduler.scaleModelInput(z, t);
+    const out = await guidance.run(G.hostTensor('float32', scaled, [1, ...dims(latent)]), t);
+    if (k === 0 || k === iterations - 1) trace?.('update_maps', i, out.maps);
+    trace?.('loss', i, Float32Array.of(out.loss));
+    trace?.('grad', i, out.grad);
+    if (mode.reusesGuidanceNoise) beforeUpdate = { noise: out.noise!, condMaps: out.maps };
+    // the graph's gradient is with respect to the scaled input
+    z = descend(z, out.grad, g.stepSize * scheduler.inputScale(t));
+    run.onIteration(out.loss, k, z);
+    if (g.lossThreshold !== undefined && out.loss < g.lossThreshold) break;
+  }
+  trace?.('latents_after_update', i, z);
+  return { z, beforeUpdate };
+}
+
+/**
+ * Masked fusion and CFG: each branch's noise weighted by its mask on the latent grid (all
+ * branches alike without masks), uncond and cond halves alike, then guided.
+ */
+function fuse(
+  noise: Float32Array,
+  masks: Uint8Array[] | undefined,
+  n: number,
+  grid: AttentionGrid,
+  latent: LatentShape,
+  cfg: number,
+  trace: (name: string, data: Float32Array) => void,
+): Float32Array {
+  const rows = branchRows(noise, 2 * n);
+  let weights: ArrayLike<number>[];
+  if (masks) {
+    weights = masks.map((m) => resizeNearest(m, grid, latent.height, latent.width));
+    for (const m of masks) trace('masks_lowres', Float32Array.from(m));
+    for (const m of weights) trace('masks', Float32Array.from(m));
+  } else {
+    weights = Array.from({ length: n }, () => new Uint8Array(latent.height * latent.width).fill(1));
+  }
+  const fused = (half: Float32Array[]) => fuseNoise(half, weights, latent.channels);
+  return guide(fused(rows.slice(0, n)), fused(rows.slice(n)), cfg);
+}
+
+/** z − step · grad, rounded to float32 as the latent is kept. */
+function descend(z: Float32Array, grad: Float32Array, step: number): Float32Array {
+  return z.map((v, j) => v - step * grad[j]);
+}
+
+/** `data` as `count` equal rows. */
+function branchRows(data: Float32Array, count: number): Float32Array[] {
+  const size = data.length / count;
+  return Array.from({ length: count }, (_, i) => data.subarray(i * size, (i + 1) * size));
+}
+
+/** Each LoRA branch's mask (its trigger and subject tokens), and the base's where none is set. */
+function branchMasksOf(
   plan: CompositionPlan,
-  condCtx: Float32Array,
-  branchLoras: readonly BranchLora[][],
-  batches: BatchPlan,
-  rowSize: number,
-  temperature: number,
-): Promise<ChunkedGuidance> {
-  const n = plan.branches.length;
-  const tokens = 77;
-  const [forward, vjp] = await Promise.all([models.unet(variant), models.mapsVjp!(variant)]);
-  const lossGraph = await G.compile(lossOnlyGraph(temperature));
-  const groups = groupFeeds(plan.groups, n, tokens);
-  const parts = await Promise.all(
-    chunks(n, batches.guidanceBranches).map(async ([from, to]) => {
-      const rows = range(from, to);
-      const context = G.hostTensor('float32', condCtx.slice(from * rowSize, to * rowSize), [
-        to - from,
-        tokens,
-        models.contextDim,
-      ]);
-      const lora = await gates(models, branchLoras, rows);
-      return {
-        from,
-        to,
-        forwardFeeds: { context, ...(forward.slots ? loraFeeds(forward.slots, lora, rows.length) : {}) },
-        vjpFeeds: { context, ...(vjp.slots ? loraFeeds(vjp.slots, lora, rows.length) : {}) },
-      };
-    }),
+  condMaps: Float32Array,
+  grid: AttentionGrid,
+  g: GuidanceOptions,
+): Uint8Array[] {
+  const cells = grid.rows * grid.cols;
+  const perBranch = plan.branches.map((_, b) =>
+    mapsFromAggregate(condMaps, grid, CLIP_CONTEXT_LENGTH, b * cells * CLIP_CONTEXT_LENGTH),
   );
-  return {
-    async run(latent, t) {
-      const [, channels, h, w] = latent.dims;
-      const one = latent.data as Float32Array;
-      const maps: Float32Array[] = [];
-      for (const p of parts) {
-        const k = p.to - p.from;
-        const out = await forward.model.run({
-          ...p.forwardFeeds,
-          sample: G.hostTensor('float32', repeat(one, k), [k, channels, h, w]),
-          timestep: G.hostTensor('float32', new Float32Array(k).fill(t), [k]),
-        });
-        maps.push(out.maps.data as Float32Array);
-      }
-      const all = concatRows(maps);
-      const cells = all.length / n / tokens;
-      const loss = await lossGraph.run({ maps: G.hostTensor('float32', all, [n, cells, tokens]), ...groups });
-      const cotangent = loss.grad_maps.data as Float32Array;
-      const grad = new Float32Array(one.length);
-      for (const p of parts) {
-        const k = p.to - p.from;
-        const out = await vjp.model.run({
-          ...p.vjpFeeds,
-          latent,
-          timestep: G.hostTensor('float32', new Float32Array(k).fill(t), [k]),
-          maps_cotangent: G.hostTensor(
-            'float32',
-            cotangent.slice(p.from * cells * tokens, p.to * cells * tokens),
-            [k, cells, tokens],
-          ),
-        });
-        const term = out.grad.data as Float32Array;
-        for (let j = 0; j < grad.length; j++) grad[j] += term[j];
-      }
-      return { loss: loss.loss, grad: { data: grad }, maps: { data: all } };
-    },
-    release: () => lossGraph.release(),
-  };
+  return branchMasks(perBranch, plan.maskTokens, g.maskThreshold, g.morphology);
+}
+
+async function decodeLatents(
+  models: EngineModels,
+  z: Float32Array,
+  latent: LatentShape,
+): Promise<Float32Array> {
+  const out = await models.vae.model.run({ latents: G.hostTensor('float32', z, [1, ...dims(latent)]) });
+  return out.image.data as Float32Array;
 }
 
 function countGuidanceRuns(steps: number, g: GuidanceOptions): number {
@@ -535,12 +553,7 @@ function countGuidanceRuns(steps: number, g: GuidanceOptions): number {
 }
 
 /** The maps a user wants to see: each group member's and each mask token's, labelled. */
-function tokenMaps(
-  plan: CompositionPlan,
-  maps: Float32Array,
-  grid: AttentionGrid,
-  tokens: number,
-): TokenMap[] {
+function tokenMaps(plan: CompositionPlan, maps: Float32Array, grid: AttentionGrid): TokenMap[] {
   const seen = new Set<string>();
   const out: TokenMap[] = [];
   const add = (branch: number, position: number) => {
@@ -552,7 +565,12 @@ function tokenMaps(
       label: `${word} (P${branch})`,
       branch,
       position,
-      values: mapsFromAggregate(maps, grid, tokens, branch * grid.rows * grid.cols * tokens).token(position),
+      values: mapsFromAggregate(
+        maps,
+        grid,
+        CLIP_CONTEXT_LENGTH,
+        branch * grid.rows * grid.cols * CLIP_CONTEXT_LENGTH,
+      ).token(position),
     });
   };
   for (const group of plan.groups) for (const m of group) add(m.prompt, m.position);

@@ -1,6 +1,7 @@
 // A composition request as the engine takes it, with the published CLoRA defaults scaled
 // to the step count, and the checks that refuse a bad request before any compute.
 
+import { InputError } from '../errors.ts';
 import { isSamplerName, type SamplerName } from '../schedulers/index.ts';
 import type { Morphology } from './masks.ts';
 
@@ -131,7 +132,7 @@ export function withDefaults(input: SpecInput, size = SD15_IMAGE_SIZE): Composit
   };
 }
 
-export class SpecError extends Error {
+export class SpecError extends InputError {
   override name = 'SpecError';
 }
 

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, extname } from 'node:path';
+import { InputError } from '../errors.ts';
 import { pickledFileProblem, SafetensorsFile, WeightsError } from '../weights/safetensors.ts';
 import { type FactorRole, type KeyStyle, otherBaseByName, parseKey, unsupportedKind } from './keys.ts';
 import { baseModelHint, type NetworkSettings, networkSettings, triggerCandidates } from './metadata.ts';
@@ -46,7 +47,7 @@ export interface LoraFile {
 }
 
 /** A LoRA file that cannot be used, with a message naming the file and what to do. */
-export class LoraError extends Error {
+export class LoraError extends InputError {
   override name = 'LoraError';
   constructor(
     readonly file: string,

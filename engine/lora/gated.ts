@@ -58,6 +58,16 @@ export class LoraSlots {
     readonly spatialConvs = false,
   ) {}
 
+  /**
+   * Whether these factors need k×k convolution branches (LoCon's), which slots give only when
+   * built with `spatialConvs`.
+   */
+  static needSpatialConvs(target: LoraTarget, modules: readonly LoraFactors[]): boolean {
+    return modules.some(
+      (m) => m.target === target && m.downShape.length === 4 && m.downShape[2] * m.downShape[3] > 1,
+    );
+  }
+
   /** Whether the layer at `module` (with this kernel size; 1 for Linear) gets a branch. */
   has(_module: string, kernel = 1): boolean {
     return kernel === 1 || this.spatialConvs;

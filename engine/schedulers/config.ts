@@ -1,7 +1,9 @@
 // Reads a diffusers scheduler_config.json the way `<Class>.from_config` does: every key the
 // class declares takes the given value or the class default; keys it does not declare are ignored.
 
-export class SchedulerConfigError extends Error {
+import { InputError } from '../errors.ts';
+
+export class SchedulerConfigError extends InputError {
   override name = 'SchedulerConfigError';
 }
 

@@ -98,6 +98,10 @@ export class DdimScheduler implements Scheduler {
     return x;
   }
 
+  inputScale(_t: number): number {
+    return 1;
+  }
+
   step(eps: Float32Array, t: number, x: Float32Array, noise?: NoiseSource): Float32Array {
     if (this.steps === 0) throw new Error('DDIM: call setTimesteps before step');
     checkSameLength('DDIM', x, eps, 'the model output');

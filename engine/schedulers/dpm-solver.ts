@@ -151,6 +151,10 @@ export class DpmSolverMultistepScheduler implements Scheduler {
     return x;
   }
 
+  inputScale(_t: number): number {
+    return 1;
+  }
+
   step(eps: Float32Array, t: number, x: Float32Array, _noise?: NoiseSource): Float32Array {
     if (this.timesteps.length === 0) throw new Error('DPM++: call setTimesteps before step');
     checkSameLength('DPM++', x, eps, 'the model output');

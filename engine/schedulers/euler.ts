@@ -94,8 +94,13 @@ class StepCounter {
   }
 }
 
+/** The input divisor at noise level sigma: √(σ² + 1), in float32 as diffusers computes it. */
+function inputDivisor(sigma: number): number {
+  return f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
+}
+
 function scaleBySigma(x: Float32Array, sigma: number): Float32Array {
-  const divisor = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
+  const divisor = inputDivisor(sigma);
   return x.map((v) => v / divisor);
 }
 
@@ -150,6 +155,10 @@ export class EulerDiscreteScheduler implements Scheduler {
 
   scaleModelInput(x: Float32Array, t: number): Float32Array {
     return scaleBySigma(x, this.sigmas[this.counter.at(this.timesteps, t, 'Euler')]);
+  }
+
+  inputScale(t: number): number {
+    return 1 / inputDivisor(this.sigmas[this.counter.at(this.timesteps, t, 'Euler')]);
   }
 
   step(eps: Float32Array, t: number, x: Float32Array, _noise?: NoiseSource): Float32Array {
@@ -207,6 +216,10 @@ export class EulerAncestralScheduler implements Scheduler {
 
   scaleModelInput(x: Float32Array, t: number): Float32Array {
     return scaleBySigma(x, this.sigmas[this.counter.at(this.timesteps, t, 'Euler ancestral')]);
+  }
+
+  inputScale(t: number): number {
+    return 1 / inputDivisor(this.sigmas[this.counter.at(this.timesteps, t, 'Euler ancestral')]);
   }
 
   step(eps: Float32Array, t: number, x: Float32Array, noise?: NoiseSource): Float32Array {

@@ -21,16 +21,6 @@ export const SAMPLERS: readonly SamplerName[] = [
   'pndm',
 ];
 
-/** What each sampler reproduces (diffusers 0.27), in words for help texts. */
-export const SAMPLER_DESCRIPTIONS: Readonly<Record<SamplerName, string>> = {
-  ddim: 'DDIMScheduler, eta 0 unless given (eta > 0 adds fresh noise each step)',
-  euler: 'EulerDiscreteScheduler, s_churn 0 (deterministic), no Karras sigmas',
-  euler_a: 'EulerAncestralDiscreteScheduler (fresh noise each step)',
-  dpmpp_2m: 'DPMSolverMultistepScheduler, dpmsolver++ order 2 (midpoint), lower_order_final',
-  dpmpp_2m_karras: 'DPMSolverMultistepScheduler, dpmsolver++ order 2 with Karras sigmas',
-  pndm: 'PNDMScheduler with skip_prk_steps (PLMS), n + 1 model calls',
-};
-
 export function isSamplerName(name: string): name is SamplerName {
   return (SAMPLERS as readonly string[]).includes(name);
 }

@@ -79,6 +79,10 @@ export class PndmScheduler implements Scheduler {
     return x;
   }
 
+  inputScale(_t: number): number {
+    return 1;
+  }
+
   step(eps: Float32Array, t: number, x: Float32Array, _noise?: NoiseSource): Float32Array {
     if (this.steps === 0) throw new Error('PNDM: call setTimesteps before step');
     checkRunNotOver('PNDM', this.counter, this.timesteps.length);

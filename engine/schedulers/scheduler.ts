@@ -25,6 +25,8 @@ export interface Scheduler {
   setTimesteps(steps: number): void;
   /** The UNet input for timestep t; samplers that do not scale return x itself. */
   scaleModelInput(x: Float32Array, t: number): Float32Array;
+  /** The factor scaleModelInput applies at timestep t (1 where it does not scale): ∂input/∂x. */
+  inputScale(t: number): number;
   /** The latent after the model call at timestep t predicted eps (noise) for latent x. */
   step(eps: Float32Array, t: number, x: Float32Array, noise?: NoiseSource): Float32Array;
   /** Forget per-run state (step counter, multistep history) and keep the timesteps. */

@@ -44,12 +44,15 @@ interface Span {
   end: number;
 }
 
+/** Tokens in every SD 1.x text-encoder input: BOS, 75 content ids, EOS (padded). */
+export const CLIP_CONTEXT_LENGTH = 77;
+
 export class ClipTokenizer {
   readonly bosId: number;
   readonly eosId: number;
   /** SD 1.5 pads with <|endoftext|>. */
   readonly padId: number;
-  readonly maxLength = 77;
+  readonly maxLength = CLIP_CONTEXT_LENGTH;
   private readonly vocab: ReadonlyMap<string, number>;
   private readonly tokenOfId = new Map<number, string>();
   private readonly bpe: BytePairEncoder;

@@ -1,6 +1,7 @@
 // Reading CLIP's vocab.json and merges.txt, with errors that name the file and say what to fix.
 
 import { readFileSync } from 'node:fs';
+import { InputError } from '../errors.ts';
 
 // CLIP uses the first 49152 - 256 - 2 merges of its file, as openai/CLIP and transformers do.
 export const CLIP_MERGE_COUNT = 49152 - 256 - 2;
@@ -9,7 +10,7 @@ const WHERE_TO_FIND =
   'use the tokenizer folder of an SD 1.5 model (diffusers layout: <model>/tokenizer/vocab.json and merges.txt)';
 
 /** A tokenizer file is missing or is not what CLIP expects; `path` names the file to fix. */
-export class TokenizerFileError extends Error {
+export class TokenizerFileError extends InputError {
   constructor(
     readonly path: string,
     message: string,

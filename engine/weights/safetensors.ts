@@ -4,11 +4,12 @@
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { InputError } from '../errors.ts';
 import { bytesOf, float16BitsToFloat32, float32ToFloat16Bits } from '../graph/dtype.ts';
 import type { WeightData } from '../graph/graph.ts';
 
 /** A weights file that cannot be used, with what is wrong and what to do about it. */
-export class WeightsError extends Error {
+export class WeightsError extends InputError {
   override name = 'WeightsError';
   constructor(
     readonly file: string,

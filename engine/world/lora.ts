@@ -6,7 +6,7 @@
 import { bytesOf } from '../graph/dtype.ts';
 import { LoraSlots } from '../lora/gated.ts';
 import { TensorStore } from '../training/tensor-store.ts';
-import { fillValues } from '../weights/random-model.ts';
+import { fillValues } from '../weights/initial-weights.ts';
 import { encodeSafetensors, type TensorToWrite } from '../weights/safetensors.ts';
 import { LORA_LOOKS, type Trigger } from './scene.ts';
 

@@ -5,8 +5,8 @@
 
 import { SD15_UNET, SD15_VAE, type UNetConfig, type VaeConfig } from '../models/config.ts';
 import { TensorStore } from '../training/tensor-store.ts';
+import { fillValues, type TensorPlan, unetTensors, vaeTensors } from '../weights/initial-weights.ts';
 import { unetKeyMap, vaeKeyMap } from '../weights/ldm-layout.ts';
-import { fillValues, type TensorPlan, unetTensors, vaeTensors } from '../weights/random-model.ts';
 
 /** Latent side: 32×32 latents are 256×256 pictures, and CLoRA's maps are 8×8. */
 export const WORLD_LATENT = 32;

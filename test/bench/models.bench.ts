@@ -1,5 +1,5 @@
 // SD 1.5-sized UNet on the CPU, with random weights in the real single-file layout
-// (written once to .cache/models/sd15-random by engine/weights/random-model.ts):
+// (written once to .cache/models/sd15-random by tools/random-model.ts):
 // - first load (empty cache: checkpoint open + ONNX emission + external data + session)
 //   vs second load (same cache, new process); goal second ≤ 25% of first
 // - one forward at 256² and 512² (latents 32² and 64²), batch 2, timestep 500: median
@@ -30,9 +30,9 @@ import * as G from '../../engine/graph/index.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
 import { compileUNet, unetGraph } from '../../engine/models/compiled.ts';
 import { gaussianNoise } from '../../engine/schedulers/noise.ts';
-import { DEFAULT_RANDOM_MODEL_DIR } from '../../engine/tools/make-random-model.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import { SD15_RANDOM_MODEL, verifyRandomModel, writeRandomModel } from '../../engine/weights/random-model.ts';
+import { DEFAULT_RANDOM_MODEL_DIR } from '../../tools/make-random-model.ts';
+import { SD15_RANDOM_MODEL, verifyRandomModel, writeRandomModel } from '../../tools/random-model.ts';
 import { fixtureDir, repoRoot } from '../fixtures.ts';
 import { matmulCeiling } from './graph.bench.ts';
 import { median, type Report } from './harness.ts';

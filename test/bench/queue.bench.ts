@@ -10,10 +10,10 @@ import {
   BullQueue,
   type JobProcessor,
   type JobQueue,
-  type JobWorker,
+  type JobRunner,
   LocalQueue,
   type QueueSettings,
-  startBullWorker,
+  startBullRunner,
 } from '../../bot/queue/index.ts';
 import { isEntryPoint } from '../../engine/entry-point.ts';
 import { percentile, printReport, type Report } from './harness.ts';
@@ -33,7 +33,7 @@ const settings: QueueSettings = {
 
 interface Subject {
   name: string;
-  open(): Promise<{ queue: JobQueue<BenchJob, null>; worker: JobWorker }>;
+  open(): Promise<{ queue: JobQueue<BenchJob, null>; worker: JobRunner }>;
 }
 
 /** Where each job was picked up (ms on this process's clock), by job number. */
@@ -49,7 +49,7 @@ function subjects(prefix: string): Subject[] {
       name: 'local',
       open: async () => {
         const queue = new LocalQueue<BenchJob, null>(settings);
-        return { queue, worker: queue.startWorker(trivial, { concurrency: RUNNERS }) };
+        return { queue, worker: queue.startRunner(trivial, { concurrency: RUNNERS }) };
       },
     },
     {
@@ -57,7 +57,7 @@ function subjects(prefix: string): Subject[] {
       open: async () => {
         const queueName = `bench-${randomUUID().slice(0, 8)}`;
         const queue = await BullQueue.open<BenchJob, null>({ redisUrl, queueName, prefix, ...settings });
-        const worker = await startBullWorker(trivial, { redisUrl, queueName, prefix, concurrency: RUNNERS });
+        const worker = await startBullRunner(trivial, { redisUrl, queueName, prefix, concurrency: RUNNERS });
         return { queue, worker };
       },
     },

@@ -120,8 +120,8 @@ describe('the built start', { timeout: 5 * MIN }, () => {
       await waitForLine(worker, /engine ready in .* taking jobs from Redis/, 3 * MIN);
       const group = processesInGroup(worker.pid!);
       assert.ok(
-        group.some((args) => /node\S*( --\S+)* dist\/bot\/worker\/main\.js/.test(args)),
-        `no node dist/bot/worker/main.js among:\n${group.join('\n')}`,
+        group.some((args) => /node\S*( --\S+)* dist\/bot\/worker\.js/.test(args)),
+        `no node dist/bot/worker.js among:\n${group.join('\n')}`,
       );
     } finally {
       const exited = new Promise((r) => worker.once('exit', r));

@@ -10,12 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import type { Adapter } from '../../bot/adapter.ts';
 import { type App, startApp } from '../../bot/app.ts';
 import { registerCommands, startDiscord } from '../../bot/discord/index.ts';
+import { EngineThread, engineOptions } from '../../bot/engine-host/engine-client.ts';
+import { composeProcessor } from '../../bot/engine-host/processor.ts';
 import { LoraCheckThread } from '../../bot/library/check-client.ts';
 import { LoraLibrary } from '../../bot/library/index.ts';
 import { createLogger } from '../../bot/log.ts';
-import { BullQueue, type JobWorker, startBullWorker } from '../../bot/queue/index.ts';
-import { EngineThread, engineOptions } from '../../bot/worker/engine-client.ts';
-import { composeProcessor } from '../../bot/worker/processor.ts';
+import { BullQueue, type JobRunner, startBullRunner } from '../../bot/queue/index.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
@@ -53,7 +53,7 @@ describe('a Discord job across a bot restart', { timeout: 600_000 }, () => {
   let engine: EngineThread;
   let checks: LoraCheckThread;
   let library: LoraLibrary;
-  let worker: JobWorker;
+  let worker: JobRunner;
   let observer: BullQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>;
   let bot: { app: App; adapter: Adapter } | undefined;
   let held = 0;
@@ -115,7 +115,7 @@ describe('a Discord job across a bot restart', { timeout: 600_000 }, () => {
     );
     const processor = composeProcessor(engine, library);
     // The worker, as `npm run worker` runs it, with the job's end held until the bot is down.
-    worker = await startBullWorker<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
+    worker = await startBullRunner<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
       async (job) => {
         const output = await processor(job);
         held++;

@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type App, startApp } from '../../bot/app.ts';
+import { EngineThread, engineOptions } from '../../bot/engine-host/engine-client.ts';
+import { composeProcessor } from '../../bot/engine-host/processor.ts';
 import { LoraCheckThread } from '../../bot/library/check-client.ts';
 import { LoraLibrary } from '../../bot/library/index.ts';
 import { createLogger } from '../../bot/log.ts';
-import { BullQueue, type JobWorker, startBullWorker } from '../../bot/queue/index.ts';
+import { BullQueue, type JobRunner, startBullRunner } from '../../bot/queue/index.ts';
 import { type SlackAdapter, startSlack } from '../../bot/slack/index.ts';
-import { EngineThread, engineOptions } from '../../bot/worker/engine-client.ts';
-import { composeProcessor } from '../../bot/worker/processor.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
@@ -58,7 +58,7 @@ describe('Slack jobs across a bot restart', { timeout: 600_000 }, () => {
   let engine: EngineThread;
   let library: LoraLibrary;
   let checks: LoraCheckThread;
-  let worker: JobWorker;
+  let worker: JobRunner;
   let observer: BullQueue<ComposeJobData, ComposeJobValue, ComposeJobProgress>;
   let bot: Bot | undefined;
   const gate = new Gate();
@@ -128,7 +128,7 @@ describe('Slack jobs across a bot restart', { timeout: 600_000 }, () => {
       { checker: checks.check },
     );
     const processor = composeProcessor(engine, library);
-    worker = await startBullWorker<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
+    worker = await startBullRunner<ComposeJobData, ComposeJobValue, ComposeJobProgress>(
       async (job) => {
         const output = await processor(job);
         await gate.pass();

@@ -336,7 +336,7 @@ describe('every entry point serves METRICS_PORT and stops on SIGTERM', { timeout
   });
 
   it('npm run worker: 200 once the model is loaded, with the queue metrics; SIGTERM exits 0', async () => {
-    const worker = await startProcess('bot/worker/main.ts', {
+    const worker = await startProcess('bot/worker.ts', {
       REDIS_URL: redisUrl,
       MODEL_PATH: join(fx, 'model'),
       LORA_DIR: fixtureLoraFolder(join(root, 'worker')),

@@ -1,10 +1,10 @@
 // A BullMQ worker in its own process, for the dead-worker tests in queue.test.ts. It reports
 // each job it starts on stdout, then either hangs (MODE=hang, to be killed) or blocks its event
 // loop for BLOCK_MS (MODE=block, so its lock lapses) before completing.
-import { startBullWorker } from '../../bot/queue/index.ts';
+import { startBullRunner } from '../../bot/queue/index.ts';
 
 const env = process.env;
-await startBullWorker<{ label: string }, { label: string; attempt: number }>(
+await startBullRunner<{ label: string }, { label: string; attempt: number }>(
   async (job) => {
     process.stdout.write(`started ${job.id}\n`);
     if (env.MODE === 'hang') await new Promise(() => undefined);

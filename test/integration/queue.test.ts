@@ -15,17 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
   BullQueue,
-  type BullWorkerOptions,
+  type BullRunnerOptions,
   type JobContext,
   type JobOutput,
   type JobQueue,
-  type JobWorker,
+  type JobRunner,
   LocalQueue,
   type QueueEvent,
   type QueueSettings,
-  startBullWorker,
+  type RunnerOptions,
+  startBullRunner,
   UserError,
-  type WorkerOptions,
 } from '../../bot/queue/index.ts';
 
 interface TestJob {
@@ -50,8 +50,8 @@ interface TestProgress {
   step: number;
 }
 type TestQueue = JobQueue<TestJob, TestResult, TestProgress>;
-type TestWorkerOptions = WorkerOptions &
-  Partial<Pick<BullWorkerOptions, 'lockDurationMs' | 'stalledIntervalMs'>>;
+type TestWorkerOptions = RunnerOptions &
+  Partial<Pick<BullRunnerOptions, 'lockDurationMs' | 'stalledIntervalMs'>>;
 type Processor = (job: JobContext<TestJob, TestProgress>) => Promise<JobOutput<TestResult>>;
 
 const redisUrl = process.env.CLORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -73,7 +73,7 @@ interface Backend {
     name: string,
     processor: Processor,
     options?: TestWorkerOptions,
-  ): Promise<JobWorker>;
+  ): Promise<JobRunner>;
 }
 
 const local: Backend = {
@@ -81,7 +81,7 @@ const local: Backend = {
   persistent: false,
   open: async (settings) => new LocalQueue<TestJob, TestResult, TestProgress>(settings),
   worker: async (queue, _name, processor, options) =>
-    (queue as LocalQueue<TestJob, TestResult, TestProgress>).startWorker(processor, options),
+    (queue as LocalQueue<TestJob, TestResult, TestProgress>).startRunner(processor, options),
 };
 
 const bull: Backend = {
@@ -95,7 +95,7 @@ const bull: Backend = {
       ...settings,
     }),
   worker: (_queue, name, processor, options) =>
-    startBullWorker(processor, { redisUrl, queueName: name, prefix: runPrefix, ...options }),
+    startBullRunner(processor, { redisUrl, queueName: name, prefix: runPrefix, ...options }),
 };
 
 /** Every event a queue emits, with a way to wait for one. */
@@ -239,7 +239,7 @@ async function setup(
   const queue = await backend.open({ ...fast, ...options.settings }, name);
   const log = new EventLog(queue);
   const harness = new Harness();
-  let worker: JobWorker | undefined;
+  let worker: JobRunner | undefined;
   const startWorker = async (workerOptions: TestWorkerOptions = {}, by?: string) => {
     worker = await backend.worker(queue, name, harness.processor(by), workerOptions);
     return worker;
@@ -602,7 +602,7 @@ describe('BullQueue with workers and Redis failing', { timeout: 60_000 }, () => 
     });
     const log = new EventLog(queue);
     const harness = new Harness();
-    const worker = await startBullWorker(harness.processor(), { redisUrl: url, queueName: name });
+    const worker = await startBullRunner(harness.processor(), { redisUrl: url, queueName: name });
     cleanups.push(async () => {
       harness.openAll();
       await worker.close();

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { startApp } from '../../bot/app.ts';
 import { createLogger } from '../../bot/log.ts';
-import { BullQueue, startBullWorker } from '../../bot/queue/index.ts';
+import { BullQueue, startBullRunner } from '../../bot/queue/index.ts';
 import { StartProblem } from '../../bot/start-problem.ts';
 import { loadConfig } from '../../config/index.ts';
 
@@ -43,7 +43,7 @@ describe('REDIS_URL at start-up', { timeout: 60_000 }, () => {
       refused,
     );
     await assert.rejects(
-      startBullWorker(async () => ({ value: null }), { redisUrl: url, queueName: `q-${randomUUID()}` }),
+      startBullRunner(async () => ({ value: null }), { redisUrl: url, queueName: `q-${randomUUID()}` }),
       refused,
     );
     await assert.rejects(

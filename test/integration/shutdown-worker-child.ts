@@ -4,10 +4,10 @@
 // reports "done <id>".
 import { createLogger } from '../../bot/log.ts';
 import { onShutdownSignals } from '../../bot/ops/index.ts';
-import { startBullWorker } from '../../bot/queue/index.ts';
+import { startBullRunner } from '../../bot/queue/index.ts';
 
 const env = process.env;
-const worker = await startBullWorker<{ label: string }, { label: string; by: string }>(
+const worker = await startBullRunner<{ label: string }, { label: string; by: string }>(
   async (job) => {
     process.stdout.write(`started ${job.id}\n`);
     await new Promise<void>((resolve, reject) => {

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { QueueProbe } from '../../bot/ops/health.ts';
-import { BullQueue, type JobWorker, startBullWorker } from '../../bot/queue/index.ts';
+import { BullQueue, type JobRunner, startBullRunner } from '../../bot/queue/index.ts';
 
 const redisUrl = process.env.CLORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `clora-test-${randomUUID().slice(0, 8)}`;
@@ -124,7 +124,7 @@ describe('worker shutdown on SIGTERM', { timeout: 90_000 }, () => {
     assert.ok(!worker.lines.includes(`done ${id}`));
     await settled(queue, id, 'queued');
 
-    const survivor: JobWorker = await startBullWorker<Job, Result>(
+    const survivor: JobRunner = await startBullRunner<Job, Result>(
       async (job) => ({ value: { label: job.data.label, by: 'survivor' } }),
       { redisUrl, queueName, prefix },
     );

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fixturePath, latentSize, runFixture } from '../../engine/reference/cases.ts';
+import { fixturePath, latentSize, runFixture } from '../../tools/reference/cases.ts';
 import { fixtureDir, nonsquareFixtureDir } from '../fixtures.ts';
 
 for (const [name, dirOf, least] of [

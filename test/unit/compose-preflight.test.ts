@@ -7,10 +7,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { composePreflight } from '../../bot/engine-host/preflight.ts';
 import { LoraLibrary } from '../../bot/library/index.ts';
 import { LocalQueue } from '../../bot/queue/index.ts';
 import { readRecipe } from '../../bot/render/recipe.ts';
-import { composePreflight } from '../../bot/worker/preflight.ts';
 import { loraCatalog, parseCompose, resolveLoras } from '../../commands/compose/index.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import { lorasReply } from '../../commands/loras.ts';

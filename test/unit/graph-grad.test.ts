@@ -1,7 +1,8 @@
 // Finite-difference checks of every differentiable op's VJP, on shapes with broadcasting,
-// size-1 axes and symbolic dimensions.
+// size-1 axes and symbolic dimensions; an op added to engine/graph/ops without a case here fails.
 
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Graph, Tensor } from '../../engine/graph/index.ts';
 import * as G from '../../engine/graph/index.ts';
@@ -182,6 +183,12 @@ const cases: Case[] = [
     inputs: [f('a', ['B', 3], { dims: [2, 3] }), f('b', ['B', 3], { dims: [2, 3] })],
   },
   { name: 'slice', build: (_, [x]) => G.slice(x, 1, 1, 3), inputs: [f('x', [2, 4, 3])] },
+  { name: 'pad one axis', build: (_, [x]) => G.padAxis(x, 1, 2, 1), inputs: [f('x', [2, 3, 2])] },
+  {
+    name: 'pad beside a symbolic batch',
+    build: (_, [x]) => G.mul(G.padAxis(x, 1, 1, 2), 3),
+    inputs: [f('x', ['B', 3], { dims: [2, 3] })],
+  },
   {
     name: 'split, one part used',
     build: (_, [x]) => G.mul(G.split(x, 1, [1, 3])[1], 2),
@@ -314,4 +321,59 @@ describe('VJP rules match central finite differences', () => {
       }
     });
   }
+});
+
+/** Ops no gradient flows through, and why; every other op needs a case above. */
+const WITHOUT_GRADIENT: Readonly<Record<string, string>> = {
+  Equal: 'a comparison: boolean output',
+  Less: 'a comparison: boolean output',
+  Greater: 'a comparison: boolean output',
+  Sign: 'zero almost everywhere',
+  Count: 'an element count of a shape',
+  ConvTranspose: "Conv's VJP builds it (checked through the conv2d cases); nothing differentiates twice",
+  ChunkedAttentionGrad: "ChunkedAttention's VJP (checked through the chunked attention cases)",
+};
+
+/** The ONNX-level name of every op declared in engine/graph/ops (`const XOp = …`). */
+function declaredOps(): Map<string, string> {
+  const dir = new URL('../../engine/graph/ops/', import.meta.url);
+  const ops = new Map<string, string>();
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    const source = readFileSync(new URL(file, dir), 'utf8');
+    for (const [, constant, rest] of source.matchAll(/^const (\w+Op)\b[^=]*=\s*([^;]*)/gm)) {
+      // an object literal's `name: '…'`, or a factory's first argument (`binaryOp('Add', …)`)
+      const name = /^\{\s*name:\s*'(\w+)'/.exec(rest)?.[1] ?? /^\w+\(\s*'(\w+)'/.exec(rest)?.[1];
+      assert.ok(
+        name,
+        `${file}: cannot read the op name of ${constant}; declare it as { name: '…' } or f('…')`,
+      );
+      ops.set(name, `${file} ${constant}`);
+    }
+  }
+  return ops;
+}
+
+/** Op names in the forward graphs the cases build (their VJPs are what the cases check). */
+function opsWithCases(): Set<string> {
+  const seen = new Set<string>();
+  for (const c of cases) {
+    const g = new G.Graph(c.name);
+    const inputs = c.inputs.map((s) => g.input(s.name, s.dtype ?? 'float32', s.shape));
+    c.build(g, inputs);
+    for (const n of g.nodes) seen.add(n.op.name);
+  }
+  return seen;
+}
+
+describe('every op has a gradient case', () => {
+  it('each op in engine/graph/ops is checked above or says why it has no gradient', () => {
+    const declared = declaredOps();
+    assert.ok(declared.size > 40, `found only ${declared.size} ops: the scan of engine/graph/ops is broken`);
+    const covered = opsWithCases();
+    const missing = [...declared]
+      .filter(([name]) => !covered.has(name) && !(name in WITHOUT_GRADIENT))
+      .map(([name, where]) => `${name} (${where})`);
+    assert.deepEqual(missing, [], `ops without a finite-difference case: ${missing.join(', ')}`);
+    for (const name of Object.keys(WITHOUT_GRADIENT)) assert.ok(declared.has(name), `${name} is not an op`);
+  });
 });

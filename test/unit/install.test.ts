@@ -43,7 +43,7 @@ test('every package with an install script is allowed or denied in allowScripts'
   assert.equal(manifest.allowScripts?.['onnxruntime-node'], false, 'postinstall runs it on request instead');
 });
 
-const installer = join(repoRoot, 'engine', 'tools', 'onnxruntime-install.mjs');
+const installer = join(repoRoot, 'tools', 'onnxruntime-install.mjs');
 const cudaLibrary = join(
   repoRoot,
   'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so',

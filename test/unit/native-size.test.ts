@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sizeChoices } from '../../bot/discord/autocomplete.ts';
-import { specFromRequest } from '../../bot/worker/spec.ts';
+import { specFromRequest } from '../../bot/engine-host/spec.ts';
 import { optionsExample } from '../../commands/compose/help.ts';
 import { composeSettings, formatCompose, helpReply, parseCompose } from '../../commands/compose/index.ts';
 import { defaultImageSize, withDefaults } from '../../engine/clora/spec.ts';

@@ -15,23 +15,22 @@ import { compileUNet } from '../../engine/models/compiled.ts';
 import { SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
 import { gaussianNoise } from '../../engine/schedulers/noise.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { parameterCount, type TensorPlan } from '../../engine/weights/initial-weights.ts';
 import { unetLayoutFromLdm, vaeLayoutFromLdm } from '../../engine/weights/ldm-layout.ts';
-import {
-  modelTensors,
-  parameterCount,
-  type RandomModelSpec,
-  SD15_PARAMETERS,
-  SD15_RANDOM_MODEL,
-  type TensorPlan,
-  verifyRandomModel,
-  writeRandomModel,
-} from '../../engine/weights/random-model.ts';
 import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
 import {
   clipConfigFromShapes,
   unetConfigFromShapes,
   vaeConfigFromShapes,
 } from '../../engine/weights/single-file.ts';
+import {
+  modelTensors,
+  type RandomModelSpec,
+  SD15_PARAMETERS,
+  SD15_RANDOM_MODEL,
+  verifyRandomModel,
+  writeRandomModel,
+} from '../../tools/random-model.ts';
 import { fixtureDir } from '../fixtures.ts';
 
 const tokenizerDir = join(fixtureDir(), 'model', 'tokenizer');

@@ -9,6 +9,8 @@ import { describe, it } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import exifr from 'exifr';
 import sharp from 'sharp';
+import { cachedSha256 } from '../../bot/engine-host/file-hash.ts';
+import { compositionRecipe } from '../../bot/engine-host/recipe.ts';
 import {
   a1111Parameters,
   encodeImage,
@@ -21,8 +23,6 @@ import {
   recipeText,
   withPngText,
 } from '../../bot/render/index.ts';
-import { cachedSha256 } from '../../bot/worker/file-hash.ts';
-import { compositionRecipe } from '../../bot/worker/recipe.ts';
 import { withDefaults } from '../../engine/clora/spec.ts';
 
 const SHA_TABBY = 'ab12cd34ef56'.padEnd(64, '0');

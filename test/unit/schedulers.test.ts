@@ -362,6 +362,21 @@ describe('scheduler configuration and state', () => {
     }
   });
 
+  test('the input scale is the factor scaleModelInput applies, at every step', () => {
+    const x = Float32Array.from(gaussianNoise(3, 64));
+    for (const name of SAMPLERS) {
+      const scheduler = createScheduler(name, modelConfig);
+      scheduler.setTimesteps(8);
+      scheduler.timesteps.forEach((t, k) => {
+        const scaled = scheduler.scaleModelInput(x, t);
+        const scale = scheduler.inputScale(t);
+        for (let i = 0; i < x.length; i++)
+          assert.ok(Math.abs(scaled[i] - x[i] * scale) <= 1e-6 * Math.abs(x[i]), `${name} at t = ${t}`);
+        scheduler.step(scaled, t, x, () => Float32Array.from(gaussianNoise(k, x.length)));
+      });
+    }
+  });
+
   test('step fractions map to leading model-call indices', () => {
     assert.deepEqual(stepIndicesForFraction(10, 0.5), [0, 1, 2, 3, 4]);
     assert.deepEqual(stepIndicesForFraction(21, 0.25), [0, 1, 2, 3, 4]);

@@ -5,20 +5,21 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Engine } from '../clora/engine.ts';
-import { compileDenoiseUNet } from '../clora/graphs.ts';
-import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../clora/loss.ts';
-import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from '../clora/masks.ts';
-import { runPlan } from '../clora/pipeline.ts';
-import type { Branch, CompositionPlan } from '../clora/plan.ts';
-import { defaultGuidance } from '../clora/spec.ts';
-import * as G from '../graph/index.ts';
-import { type GatedLora, loraFeeds } from '../lora/gated.ts';
-import { createScheduler, type SamplerName } from '../schedulers/index.ts';
-import { ClipTokenizer } from '../tokenizer/index.ts';
-import { openCheckpoint } from '../weights/checkpoint.ts';
-import { SafetensorsFile } from '../weights/safetensors.ts';
-import { type Check, compareArrays, compareValues, concat, Tolerances } from './compare.ts';
+import { concatRows } from '../../engine/clora/batch.ts';
+import { Engine } from '../../engine/clora/engine.ts';
+import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
+import { type ConceptGroups, groupFeeds, lossOnlyGraph } from '../../engine/clora/loss.ts';
+import { branchMasks, fuseNoise, guide, mapsFromAggregate, resizeNearest } from '../../engine/clora/masks.ts';
+import { runPlan } from '../../engine/clora/pipeline.ts';
+import type { Branch, CompositionPlan } from '../../engine/clora/plan.ts';
+import { defaultGuidance } from '../../engine/clora/spec.ts';
+import * as G from '../../engine/graph/index.ts';
+import { type GatedLora, LoraSlots, loraFeeds } from '../../engine/lora/gated.ts';
+import { createScheduler, type SamplerName } from '../../engine/schedulers/index.ts';
+import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
+import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
+import { SafetensorsFile } from '../../engine/weights/safetensors.ts';
+import { type Check, compareArrays, compareValues, Tolerances } from './compare.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: cases.json is free-form JSON, read field by field
 type Json = any;
@@ -123,6 +124,11 @@ class Context {
     return [...f.float32(name)];
   }
 
+  /** `actual` against the case's stored output `name`, at the case's tolerance for it. */
+  against(c: Json, tol: Tolerances, name: string, actual: ArrayLike<number>): Check {
+    return compareArrays(c.id, name, actual, this.tensor(c.file, name), tol.for(name));
+  }
+
   shape(caseFile: string, key: string): number[] {
     return this.file(caseFile).info(key).shape;
   }
@@ -218,15 +224,7 @@ const textEncoder: Handler = async (c, ctx) => {
     const loras: GatedLora[] =
       lora && weight ? [{ modules: lora.modules, weights: new Array(rows).fill(weight) }] : [];
     const out = await te.model.run({ input_ids: idsTensor(ids, rows), ...loraFeeds(te.slots!, loras, rows) });
-    checks.push(
-      compareArrays(
-        c.id,
-        output,
-        out.hidden.data as Float32Array,
-        ctx.tensor(c.file, output),
-        tol.for(output),
-      ),
-    );
+    checks.push(ctx.against(c, tol, output, out.hidden.data as Float32Array));
   }
   return checks;
 };
@@ -291,26 +289,13 @@ const unet: Handler = async (c, ctx) => {
       const lora = engine.loadLora(ctx.lora(file));
       return { modules: lora.modules, weights: new Array(batch).fill((v.adapter_weights?.[i] ?? 1) * scale) };
     });
-    const loraConvs = loras.some((l) =>
-      l.modules.some(
-        (mod) =>
-          mod.target === 'unet' && mod.downShape.length === 4 && mod.downShape[2] * mod.downShape[3] > 1,
-      ),
-    );
+    const loraConvs = loras.some((l) => LoraSlots.needSpatialConvs('unet', l.modules));
     const net = await engine.models().unet({ loraConvs });
     const out = await net.model.run({
       ...unetFeeds(sample.values, sample.shape, t.values, context.values, context.shape),
       ...loraFeeds(net.slots!, loras, batch),
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        output,
-        out.noise.data as Float32Array,
-        ctx.tensor(c.file, output),
-        tol.for(output),
-      ),
-    );
+    checks.push(ctx.against(c, tol, output, out.noise.data as Float32Array));
   }
   return checks;
 };
@@ -363,15 +348,7 @@ const cloraLoss: Handler = async (c, ctx) => {
   const te = models.textEncoder;
   const hidden = (await te.model.run({ input_ids: idsTensor(ids, rows), ...loraFeeds(te.slots!, [], rows) }))
     .hidden.data as Float32Array;
-  checks.push(
-    compareArrays(
-      c.id,
-      'encoder_hidden_states',
-      hidden,
-      ctx.tensor(c.file, 'encoder_hidden_states'),
-      tol.for('encoder_hidden_states'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'encoder_hidden_states', hidden));
 
   const latentShape = ctx.shape(c.file, 'latent');
   const guidance = await models.guidance({ loraConvs: false });
@@ -382,27 +359,11 @@ const cloraLoss: Handler = async (c, ctx) => {
     ...groupFeeds(groupsFrom(c.inputs.groups), rows),
     ...loraFeeds(guidance.slots!, [], rows),
   });
-  checks.push(
-    compareArrays(
-      c.id,
-      'aggregate',
-      run.maps.data as Float32Array,
-      ctx.tensor(c.file, 'aggregate'),
-      tol.for('aggregate'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'aggregate', run.maps.data as Float32Array));
   checks.push(
     compareArrays(c.id, 'loss', run.loss.data as Float32Array, ctx.tensor(c.file, 'loss'), tol.for('loss')),
   );
-  checks.push(
-    compareArrays(
-      c.id,
-      'grad_latent',
-      run.grad.data as Float32Array,
-      ctx.tensor(c.file, 'grad_latent'),
-      tol.for('grad_latent'),
-    ),
-  );
+  checks.push(ctx.against(c, tol, 'grad_latent', run.grad.data as Float32Array));
 
   const lossModel = await G.compile(lossOnlyGraph(temperature));
   try {
@@ -415,24 +376,8 @@ const cloraLoss: Handler = async (c, ctx) => {
       maps: mapsFeed(ctx.tensor(c.file, 'aggregate')),
       ...groupFeeds(groupsFrom(c.inputs.groups), rows),
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        'embeddings',
-        onAggregate.embeddings.data as Float32Array,
-        ctx.tensor(c.file, 'embeddings'),
-        tol.for('embeddings'),
-      ),
-    );
-    checks.push(
-      compareArrays(
-        c.id,
-        'grad_aggregate',
-        onAggregate.grad_maps.data as Float32Array,
-        ctx.tensor(c.file, 'grad_aggregate'),
-        tol.for('grad_aggregate'),
-      ),
-    );
+    checks.push(ctx.against(c, tol, 'embeddings', onAggregate.embeddings.data as Float32Array));
+    checks.push(ctx.against(c, tol, 'grad_aggregate', onAggregate.grad_maps.data as Float32Array));
     for (const [label, groups] of [
       ['loss_only_groups', c.inputs.groups],
       ['clora_groups', c.inputs.clora_groups],
@@ -502,20 +447,12 @@ const scheduler: Handler = async (c, ctx) => {
       x = s.step(eps, t, x);
       latents.push(x);
     });
-    checks.push(
-      compareArrays(
-        c.id,
-        keyOf('latents'),
-        concat(latents),
-        ctx.tensor(c.file, keyOf('latents')),
-        tol.for(keyOf('latents')),
-      ),
-    );
+    checks.push(ctx.against(c, tol, keyOf('latents'), concatRows(latents)));
     checks.push(
       compareArrays(
         c.id,
         keyOf('scaled_model_inputs'),
-        concat(inputs),
+        concatRows(inputs),
         ctx.tensor(c.file, keyOf('scaled_model_inputs')),
         tol.for(keyOf('latents')),
       ),
@@ -531,15 +468,7 @@ const vae: Handler = async (c, ctx) => {
   const out = await engine
     .models()
     .vae.model.run({ latents: G.hostTensor('float32', latents, ctx.shape(c.file, 'latents')) });
-  return [
-    compareArrays(
-      c.id,
-      'image',
-      out.image.data as Float32Array,
-      ctx.tensor(c.file, 'image'),
-      tol.for('image'),
-    ),
-  ];
+  return [ctx.against(c, tol, 'image', out.image.data as Float32Array)];
 };
 
 function maskTokenLists(json: Json): number[][] {
@@ -570,8 +499,8 @@ const cloraMasks: Handler = async (c, ctx) => {
   const ec = fuseNoise(split(ctx.tensor(c.file, 'eps_cond')), resized, channels);
   const guided = guide(eu, ec, c.guidance_scale);
   return [
-    compareArrays(c.id, 'masks_lowres', concat(masks), ctx.tensor(c.file, 'masks_lowres'), 'exact'),
-    compareArrays(c.id, 'masks', concat(resized), ctx.tensor(c.file, 'masks'), 'exact'),
+    compareArrays(c.id, 'masks_lowres', concatRows(masks), ctx.tensor(c.file, 'masks_lowres'), 'exact'),
+    compareArrays(c.id, 'masks', concatRows(resized), ctx.tensor(c.file, 'masks'), 'exact'),
     compareArrays(
       c.id,
       'eps_uncond_masked',
@@ -667,7 +596,7 @@ const clora: Handler = async (c, ctx) => {
       });
       continue;
     }
-    let flat = concat(actual);
+    let flat = concatRows(actual);
     if (key === 'update_maps' || key === 'mask_maps') flat = firstTokens(flat, 77, shape[shape.length - 1]);
     checks.push(compareArrays(c.id, key, flat, expected, discrete.has(key) ? 'exact' : tol.for(key)));
   }
@@ -727,6 +656,20 @@ export const HANDLERS: Record<string, Handler> = {
   checkpoint,
 };
 
+/** One failed check standing for a whole case that could not run. */
+function caseFailure(id: string, note: string): Check {
+  return {
+    case: id,
+    output: '(all)',
+    maxAbs: Number.NaN,
+    maxRel: Number.NaN,
+    tolerance: 0,
+    exact: false,
+    pass: false,
+    note,
+  };
+}
+
 /** Runs every case (or those whose id or kind is in `only`), reporting each as it finishes. */
 export async function runFixture(
   dir: string,
@@ -740,35 +683,12 @@ export async function runFixture(
       if (options.only?.length && !options.only.includes(c.id) && !options.only.includes(c.kind)) continue;
       const handler = HANDLERS[c.kind];
       let checks: Check[];
-      if (!handler) {
-        checks = [
-          {
-            case: c.id,
-            output: '(all)',
-            maxAbs: Number.NaN,
-            maxRel: Number.NaN,
-            tolerance: 0,
-            exact: false,
-            pass: false,
-            note: `cannot run case kind '${c.kind}'`,
-          },
-        ];
-      } else {
+      if (!handler) checks = [caseFailure(c.id, `cannot run case kind '${c.kind}'`)];
+      else {
         try {
           checks = await handler(c, ctx);
         } catch (e) {
-          checks = [
-            {
-              case: c.id,
-              output: '(all)',
-              maxAbs: Number.NaN,
-              maxRel: Number.NaN,
-              tolerance: 0,
-              exact: false,
-              pass: false,
-              note: `error: ${(e as Error).message}`,
-            },
-          ];
+          checks = [caseFailure(c.id, `error: ${(e as Error).message}`)];
         }
       }
       options.onCase?.(c.id, checks);

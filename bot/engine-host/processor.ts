@@ -11,7 +11,7 @@ import {
 import { recipeCommand } from '../../commands/remix.ts';
 import type { LoraLibrary } from '../library/index.ts';
 import { type JobProcessor, UserError } from '../queue/index.ts';
-import { EngineJobError, type EngineThread } from './engine-client.ts';
+import type { EngineThread } from './engine-client.ts';
 import { specFromRequest } from './spec.ts';
 
 export interface ProcessorOptions {
@@ -51,38 +51,33 @@ export function composeProcessor(
     if (options.guidance?.iterations !== undefined) spec.guidance.iterations = options.guidance.iterations;
     if (options.guidance?.lossThreshold !== undefined)
       spec.guidance.lossThreshold = options.guidance.lossThreshold;
-    try {
-      const outcome = await engine.compose(spec, {
-        signal: job.signal,
-        maxBytes: options.maxBytes,
-        // the size used, so the recipe reproduces the picture on a model of another size too
-        command: recipeCommand({ ...request, width: spec.width, height: spec.height }),
-        onProgress: (p) => void job.progress(p),
-      });
-      const blobs: Record<string, Uint8Array> = {};
-      const pictures: Record<string, string> = {};
-      for (const [name, picture] of Object.entries(outcome.pictures)) {
-        const blob = name === 'image' ? BLOB.image : name === 'masks' ? BLOB.masks : BLOB.maps;
-        blobs[blob] = picture.bytes;
-        pictures[blob] = picture.mime;
-      }
-      const s = outcome.summary;
-      const value: ComposeJobValue = {
-        seed: s.seed,
-        prompts: s.prompts,
-        width: s.width,
-        height: s.height,
-        method: s.method,
-        elapsedMs: performance.now() - started,
-        timings: s.timings,
-        pictures,
-        ...(s.loss ? { loss: s.loss } : {}),
-        ...(s.maskShares ? { maskShares: s.maskShares } : {}),
-      };
-      return { value, blobs };
-    } catch (e) {
-      if (e instanceof EngineJobError && e.kind === 'user') throw new UserError(e.message);
-      throw e;
+    const outcome = await engine.compose(spec, {
+      signal: job.signal,
+      maxBytes: options.maxBytes,
+      // the size used, so the recipe reproduces the picture on a model of another size too
+      command: recipeCommand({ ...request, width: spec.width, height: spec.height }),
+      onProgress: (p) => void job.progress(p),
+    });
+    const blobs: Record<string, Uint8Array> = {};
+    const pictures: Record<string, string> = {};
+    for (const [name, picture] of Object.entries(outcome.pictures)) {
+      const blob = name === 'image' ? BLOB.image : name === 'masks' ? BLOB.masks : BLOB.maps;
+      blobs[blob] = picture.bytes;
+      pictures[blob] = picture.mime;
     }
+    const s = outcome.summary;
+    const value: ComposeJobValue = {
+      seed: s.seed,
+      prompts: s.prompts,
+      width: s.width,
+      height: s.height,
+      method: s.method,
+      elapsedMs: performance.now() - started,
+      timings: s.timings,
+      pictures,
+      ...(s.loss ? { loss: s.loss } : {}),
+      ...(s.maskShares ? { maskShares: s.maskShares } : {}),
+    };
+    return { value, blobs };
   };
 }

@@ -5,16 +5,17 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, type EngineOptions } from '../../engine/clora/engine.ts';
-import { CancelledError, type Progress } from '../../engine/clora/pipeline.ts';
+import type { Progress } from '../../engine/clora/pipeline.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
+import { CancelledError } from '../../engine/errors.ts';
 import { maskSet, renderComposition } from '../render/composition.ts';
 import { latentPreview, ownershipShares } from '../render/index.ts';
+import { threadData } from '../ts-thread.ts';
 import { classifyError, type ThreadProgress, type ThreadReply, type ThreadRequest } from './messages.ts';
 import { compositionRecipe } from './recipe.ts';
-import { threadData } from './ts-thread.ts';
 
 const port = parentPort;
-if (!port) throw new Error('engine-thread.ts runs as a worker thread');
+if (!port) throw new Error('engine-thread.ts runs on a thread of its own (startTsThread)');
 
 const options = threadData<EngineOptions & { previewEveryMs?: number }>(workerData);
 const controllers = new Map<number, AbortController>();

@@ -104,13 +104,3 @@ export function compareValues(caseId: string, output: string, actual: unknown, e
       : `got ${JSON.stringify(actual).slice(0, 120)}, expected ${JSON.stringify(expected).slice(0, 120)}`,
   };
 }
-
-export function concat(parts: readonly ArrayLike<number>[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let k = 0;
-  for (const p of parts) {
-    out.set(p, k);
-    k += p.length;
-  }
-  return out;
-}

@@ -1,9 +1,12 @@
 // What the engine thread and its client say to each other, and how errors are sorted into
-// the user's fault, cancellation, or the engine's.
+// the user's fault, cancellation, or the engine's: the thread sends an error's kind as data,
+// and errorFromThread makes it an error again on the other side.
 
 import type { ComposeJobProgress } from '../../commands/jobs.ts';
 import type { LoadTimings } from '../../engine/clora/engine.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
+import { CancelledError, InputError } from '../../engine/errors.ts';
+import { UserError } from '../queue/errors.ts';
 
 export type ErrorKind = 'user' | 'internal' | 'cancelled';
 
@@ -39,21 +42,25 @@ export type ThreadReply =
     }
   | { type: 'failed'; id: number; kind: ErrorKind; message: string };
 
-// Errors whose message tells the user what to change: bad requests, bad LoRA or model files.
-const USER_ERRORS = new Set([
-  'SpecError',
-  'LoraError',
-  'WeightsError',
-  'TokenizerFileError',
-  'SchedulerConfigError',
-]);
-
+/** On the engine's thread: an error as data. The engine's InputErrors tell the user what to change. */
 export function classifyError(e: unknown): { kind: ErrorKind; message: string } {
   const err = e instanceof Error ? e : new Error(String(e));
-  const name = err.name !== 'Error' ? err.name : err.constructor?.name;
-  if (name === 'CancelledError') return { kind: 'cancelled', message: err.message };
-  return {
-    kind: USER_ERRORS.has(name) || USER_ERRORS.has(err.constructor?.name) ? 'user' : 'internal',
-    message: err.message,
-  };
+  if (err instanceof CancelledError) return { kind: 'cancelled', message: err.message };
+  return { kind: err instanceof InputError ? 'user' : 'internal', message: err.message };
+}
+
+/** The engine's fault, or a cancellation, as the client reports it. */
+export class EngineJobError extends Error {
+  override name = 'EngineJobError';
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** On the client's side: the error the thread reported, a UserError (for the queue) when the user caused it. */
+export function errorFromThread(kind: ErrorKind, message: string): Error {
+  return kind === 'user' ? new UserError(message) : new EngineJobError(kind, message);
 }

@@ -1,5 +1,6 @@
-// Starts a worker thread running one of our modules, with `data` as its workerData.data: from
-// source through tsx, or, when this file itself runs from the build, the module's built JavaScript.
+// Starts a thread (node:worker_threads) running one of our modules, with `data` as its
+// workerData.data: from source through tsx, or, when this file itself runs from the build, the
+// module's built JavaScript.
 
 import { Worker } from 'node:worker_threads';
 

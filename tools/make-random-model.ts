@@ -7,16 +7,11 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isEntryPoint } from '../entry-point.ts';
-import { openCheckpoint } from '../weights/checkpoint.ts';
-import {
-  SD15_PARAMETERS,
-  SD15_RANDOM_MODEL,
-  verifyRandomModel,
-  writeRandomModel,
-} from '../weights/random-model.ts';
+import { isEntryPoint } from '../engine/entry-point.ts';
+import { openCheckpoint } from '../engine/weights/checkpoint.ts';
+import { SD15_PARAMETERS, SD15_RANDOM_MODEL, verifyRandomModel, writeRandomModel } from './random-model.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 export const DEFAULT_RANDOM_MODEL_DIR = resolve(repoRoot, '.cache', 'models', 'sd15-random');
 

@@ -7,9 +7,9 @@ import { type BullConnection, checkRedis, names, openRedis } from './bull-connec
 import { cancellation, failureOf, InvalidOutputError } from './errors.ts';
 import { RECENT_RUNS } from './estimate.ts';
 import { JobStore, type Settlement } from './job-store.ts';
-import type { JobProcessor, JobWorker, Json, WorkerOptions } from './types.ts';
+import type { JobProcessor, JobRunner, Json, RunnerOptions } from './types.ts';
 
-export interface BullWorkerOptions extends BullConnection, WorkerOptions {
+export interface BullRunnerOptions extends BullConnection, RunnerOptions {
   /** A job whose worker stops renewing this lock (it died) is run again elsewhere; default 30 s. */
   lockDurationMs?: number;
   /** How often this worker looks for such jobs; default 30 s. */
@@ -22,10 +22,10 @@ const HAND_BACK = new DOMException(
   'AbortError',
 );
 
-export async function startBullWorker<Data, Result, Progress = Json>(
+export async function startBullRunner<Data, Result, Progress = Json>(
   processor: JobProcessor<Data, Result, Progress>,
-  options: BullWorkerOptions,
-): Promise<JobWorker> {
+  options: BullRunnerOptions,
+): Promise<JobRunner> {
   await checkRedis(options);
   const { queueName, prefix } = names(options);
   const redis = openRedis(options, true);

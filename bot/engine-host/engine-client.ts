@@ -6,14 +6,16 @@ import type { Worker } from 'node:worker_threads';
 import type { Config } from '../../config/index.ts';
 import type { EngineOptions, LoadTimings } from '../../engine/clora/engine.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
-import type {
-  CompositionSummary,
-  ErrorKind,
-  ThreadProgress,
-  ThreadReply,
-  ThreadRequest,
+import { startTsThread } from '../ts-thread.ts';
+import {
+  type CompositionSummary,
+  EngineJobError,
+  type ErrorKind,
+  errorFromThread,
+  type ThreadProgress,
+  type ThreadReply,
+  type ThreadRequest,
 } from './messages.ts';
-import { startTsThread } from './ts-thread.ts';
 
 /** The engine's settings from the configuration (MODEL_PATH must be set). */
 export function engineOptions(config: Config): EngineOptions {
@@ -35,16 +37,6 @@ export function engineOptions(config: Config): EngineOptions {
   };
 }
 
-export class EngineJobError extends Error {
-  override name = 'EngineJobError';
-  constructor(
-    readonly kind: ErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 export interface ComposeOutcome {
   summary: CompositionSummary;
   pictures: Record<string, { bytes: Uint8Array; mime: string }>;
@@ -62,7 +54,7 @@ export type EngineState =
   | { state: 'failed'; kind: ErrorKind; message: string };
 
 export class EngineThread {
-  private worker!: Worker;
+  private thread!: Worker;
   private readyPromise!: Promise<LoadTimings>;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -116,36 +108,36 @@ export class EngineThread {
 
   async close(): Promise<void> {
     this.closing = true;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const exited = new Promise<void>((resolve) => this.thread.once('exit', () => resolve()));
     this.send({ type: 'close' });
-    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    const timer = setTimeout(() => void this.thread.terminate(), 10_000);
     await exited;
     clearTimeout(timer);
   }
 
   private send(message: ThreadRequest): void {
-    this.worker.postMessage(message);
+    this.thread.postMessage(message);
   }
 
   private spawn(): void {
     this.status = { state: 'loading' };
-    this.worker = startTsThread(new URL('./engine-thread.ts', import.meta.url), this.options);
+    this.thread = startTsThread(new URL('./engine-thread.ts', import.meta.url), this.options);
     this.readyPromise = new Promise<LoadTimings>((resolve, reject) => {
-      this.worker.on('message', (m: ThreadReply) => {
+      this.thread.on('message', (m: ThreadReply) => {
         if (m.type === 'ready') {
           this.status = { state: 'ready', load: m.load, defaultSize: m.defaultSize };
           resolve(m.load);
         } else if (m.type === 'load-failed') {
           this.status = { state: 'failed', kind: m.kind, message: m.message };
-          reject(new EngineJobError(m.kind, m.message));
+          reject(errorFromThread(m.kind, m.message));
         } else this.onJobMessage(m);
       });
-      this.worker.on('error', (e: Error) => {
+      this.thread.on('error', (e: Error) => {
         this.status = { state: 'failed', kind: 'internal', message: e.message };
         reject(e);
         this.failAll(new EngineJobError('internal', `the engine thread crashed: ${e.message}`));
       });
-      this.worker.on('exit', (code) => {
+      this.thread.on('exit', (code) => {
         this.failAll(new EngineJobError('internal', `the engine thread stopped (exit code ${code})`));
         if (!this.closing && this.status.state === 'ready') this.spawn();
       });
@@ -162,7 +154,7 @@ export class EngineThread {
       job.resolve({ summary: m.summary, pictures: m.pictures });
     } else {
       this.pending.delete(m.id);
-      job.reject(new EngineJobError(m.kind, m.message));
+      job.reject(errorFromThread(m.kind, m.message));
     }
   }
 

@@ -10,15 +10,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as G from '../graph/index.ts';
-import { type ClipTextConfig, parseConfig, SD15_TEXT_ENCODER } from '../models/config.ts';
-import { trainingSchedule } from '../schedulers/schedule.ts';
-import { ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
-import { AdamW } from '../training/adamw.ts';
-import { TrainingStep } from '../training/step.ts';
-import { TensorStore } from '../training/tensor-store.ts';
-import { SD15_SCHEDULER_CONFIG } from '../weights/family.ts';
-import { captionTokens } from '../world/captions.ts';
+import * as G from '../engine/graph/index.ts';
+import { type ClipTextConfig, parseConfig, SD15_TEXT_ENCODER } from '../engine/models/config.ts';
+import { trainingSchedule } from '../engine/schedulers/schedule.ts';
+import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.ts';
+import { AdamW } from '../engine/training/adamw.ts';
+import { TrainingStep } from '../engine/training/step.ts';
+import { TensorStore } from '../engine/training/tensor-store.ts';
+import { SD15_SCHEDULER_CONFIG } from '../engine/weights/family.ts';
+import { captionTokens } from '../engine/world/captions.ts';
 import {
   copyTextParts,
   hasTextParts,
@@ -30,7 +30,7 @@ import {
   VAE_FILE,
   writeAtomically,
   writeModelConfigs,
-} from '../world/files.ts';
+} from '../engine/world/files.ts';
 import {
   AttentionLoraSlots,
   initialFactors,
@@ -38,12 +38,12 @@ import {
   LORA_ALPHA,
   LORA_RANK,
   loraName,
-} from '../world/lora.ts';
-import { objectFraction } from '../world/maps.ts';
-import { initialUNet, initialVaeDecoder, WORLD_UNET, WORLD_VAE } from '../world/model.ts';
-import { LATENT_CHANNELS } from '../world/render.ts';
-import { GRID, LORA_LOOKS, type Trigger } from '../world/scene.ts';
-import { CaptionEncoder } from '../world/text.ts';
+} from '../engine/world/lora.ts';
+import { objectFraction } from '../engine/world/maps.ts';
+import { initialUNet, initialVaeDecoder, WORLD_UNET, WORLD_VAE } from '../engine/world/model.ts';
+import { LATENT_CHANNELS } from '../engine/world/render.ts';
+import { GRID, LORA_LOOKS, type Trigger } from '../engine/world/scene.ts';
+import { CaptionEncoder } from '../engine/world/text.ts';
 import {
   SUPERVISED_GRIDS,
   TOKENS,
@@ -52,10 +52,10 @@ import {
   unetTrainingGraph,
   vaeBatch,
   vaeTrainingGraph,
-} from '../world/training.ts';
+} from '../engine/world/training.ts';
 import { defaultTokenizerDir } from './make-random-model.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** Settings a run keeps for life: changing them would make a resumed run a different run. */
 export const WORLD_RECIPE = {

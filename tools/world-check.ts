@@ -8,16 +8,16 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { openCheckpoint } from '../weights/checkpoint.ts';
+import { openCheckpoint } from '../engine/weights/checkpoint.ts';
 import {
   checkFigures,
   promptText,
   type SampleResult,
   type WorldPrompt,
   WorldSampler,
-} from '../world/check.ts';
+} from '../engine/world/check.ts';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 export const CHECK_PROMPTS: WorldPrompt[] = [
   { subjects: ['cat'], place: 'house' },
