@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import type { Config } from '../../config/index.ts';
+import { mallocAdvice } from '../../engine/allocator.ts';
 import { nativeImageSize } from '../../engine/models/config.ts';
 import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
@@ -78,6 +79,8 @@ export async function openEngineHost(config: Config, options: EngineHostOptions)
   let engine: EngineThread | undefined;
   let processor: ComposeProcessor | undefined;
   if (options.compose && modelPath && !modelProblem) {
+    const advice = mallocAdvice();
+    if (advice) log.info(advice);
     engine = new EngineThread(engineOptions(config));
     const compose = composeProcessor(engine, library, {
       guidance: {

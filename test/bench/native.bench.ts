@@ -11,6 +11,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { withEngineMallocEnv } from '../../engine/allocator.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import { compileDenoiseUNet, compileGuidance } from '../../engine/clora/graphs.ts';
 import { groupFeeds } from '../../engine/clora/loss.ts';
@@ -37,6 +38,8 @@ function child(task: string, ...args: string[]): Record<string, number> {
       maxBuffer: 1 << 20,
       timeout: 3 * 3_600_000,
       stdio: ['ignore', 'pipe', 'inherit'],
+      // as npm start and npm run worker run the engine
+      env: withEngineMallocEnv(),
     },
   );
   return JSON.parse(out.trim().split('\n').pop()!);
