@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { withEngineMallocEnv } from '../../engine/allocator.ts';
 import { Engine } from '../../engine/clora/engine.ts';
-import { compileDenoiseUNet, compileGuidance } from '../../engine/clora/graphs.ts';
+import { compileCLoraUNet } from '../../engine/clora/graphs.ts';
 import { groupFeeds } from '../../engine/clora/loss.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
 import * as G from '../../engine/graph/index.ts';
@@ -112,8 +112,8 @@ async function kernelsChild(modelPath: string) {
     );
   const run: Record<string, () => Promise<unknown>> = {};
   for (const kernel of ATTENTION_KERNELS) {
-    const guidance = await compileGuidance(ck, options(kernel));
-    const denoise = await compileDenoiseUNet(ck, options(kernel));
+    // each kernel's UNet as the engine holds it: one session for the denoise and guidance graphs
+    const { guidance, denoise } = await compileCLoraUNet(ck, options(kernel));
     const branches = plan.branches.map((_, i) => i);
     const guidanceFeeds = {
       latent: G.hostTensor('float32', latent, [1, c.in_channels, h, h]),
