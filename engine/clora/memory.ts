@@ -13,19 +13,18 @@
 //                                                attention op recomputes them)
 //            + κg · c0 · T · B                   activations kept for the VJP and its buffers
 //
-// and a step's peak is weights (counted once) + pairs · 2 · forward + branches · guidance:
-// ONNX Runtime's CPU arenas keep each session's high-water mark, so the denoise and guidance
-// sessions add up. q is the attention's query chunk (T when it materialises QKᵀ, as today).
+// and a run's peak is weights (counted once) + the larger of pairs · 2 · forward and branches ·
+// guidance: the denoising, guidance and maps-VJP graphs share one session and one copy of the
+// weights (compileCLoraUNet), run one after another, and with onnxruntime's arena off and the
+// engine's malloc settings (engine/allocator.ts) what one run frees goes back to the system
+// before the next. q is the attention's query chunk (T when it materialises QKᵀ).
 //
-// Calibrated on SD 1.5 at 512² (64×64 latent), fp32, CPU (ENGINE-NOTES.md, "Memory at the real
-// size", measured 2026-12-03): plain forward of batch 2 peaked at 7.7 GiB, so with 3.97 GiB of
-// weights one sample's forward is 1.87 GiB, 1.0 GiB of it attention: κf = 177. One CLoRA step
-// with 1 LoRA (guidance batch 2, denoise batch 4) peaked at 15.0 GiB, so one guided sample is
-// 1.78 GiB, 1.07 GiB of it kept probabilities: κg = 145. The model then predicts 20.5 GiB for 2
-// LoRAs, which "passed 20 GiB and was stopped". The 256² series in the notes (5.8/11.6/14.1/
-// 16.6 GiB for 1/2/4/8 LoRAs) ran in one process whose RSS carried over between runs, so it only
-// bounds from above and was not fitted. The VAE decoder and text encoder are not modelled
-// beyond their weights.
+// Calibrated on SD 1.5 at 512² (64×64 latent), fp32, CPU, chunked attention (`npm run bench --
+// native`, 2026-12-03): plain generation of batch 2 peaked at 4.63 GiB, so with 3.97 GiB of
+// weights one sample's forward is 0.33 GiB, 0.06 GiB of it one attention chunk: κf = 55. One
+// CLoRA step with 2 LoRAs (guidance batch 3, denoise batch 6) peaked at 6.28 GiB: 0.77 GiB per
+// guided sample if the guided pass set the peak (the most it can be), κg = 158. The VAE
+// decoder and text encoder are not modelled beyond their weights.
 
 import { execFileSync } from 'node:child_process';
 import { totalmem } from 'node:os';
@@ -36,7 +35,7 @@ import { SpecError } from './spec.ts';
 const GiB = 1024 ** 3;
 
 /** κf and κg above: feature-map multiples of a forward sample and of a guided sample. */
-export const CALIBRATION = Object.freeze({ forwardFeatures: 177, guidanceFeatures: 145 });
+export const CALIBRATION = Object.freeze({ forwardFeatures: 55, guidanceFeatures: 158 });
 
 /** How the engine's attention spends memory (today: whole QKᵀ, probabilities kept for the VJP). */
 export interface AttentionMemory {
@@ -131,9 +130,9 @@ export class MemoryBudgetError extends SpecError {
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;
 
 /**
- * The largest chunks that fit `budgetBytes`: guidance in one pass when it fits beside at least
- * one denoise pair (a chunked guidance pass costs a second run), then as many pairs as fit.
- * A job that does not fit one branch at a time is refused before any compute.
+ * The largest chunks that fit `budgetBytes`: as many (uncond, cond) pairs per denoising run and
+ * as many branches per guided run as fit beside the weights (the two runs take turns). A job
+ * that does not fit one branch at a time is refused before any compute.
  * @param published the published mode's guidance pass: every branch's both halves in one run
  */
 export function planBatches(
@@ -149,7 +148,7 @@ export function planBatches(
         guidanceBytesPerSample(m, job.latentHeight, job.latentWidth)
       : guidanceBytesPerSample(m, job.latentHeight, job.latentWidth)
     : 0;
-  const peak = (pairs: number, branches: number) => m.weightBytes + pairs * pair + branches * guided;
+  const peak = (pairs: number, branches: number) => m.weightBytes + Math.max(pairs * pair, branches * guided);
   const size = `${job.latentWidth * 8}×${job.latentHeight * 8}`;
   const smallest = job.published ? peak(1, n) : peak(1, job.guided ? 1 : 0);
   if (smallest > budgetBytes) {
@@ -160,11 +159,10 @@ export function planBatches(
       `a ${size} picture with ${n - 1} LoRA${n === 2 ? '' : 's'} does not fit this engine's memory budget of ${gib(budgetBytes)}: ${what}. Use a smaller size${n > 2 ? ' or fewer LoRAs' : ''}, or raise ENGINE_MEMORY_BUDGET_MB on a host with more memory`,
     );
   }
-  const pairsBeside = (branches: number) => Math.floor((budgetBytes - peak(0, branches)) / pair);
-  let guidanceBranches = job.guided ? n : 0;
-  if (job.guided && !job.published && pairsBeside(n) < 1)
-    guidanceBranches = Math.max(1, Math.floor((budgetBytes - peak(1, 0)) / guided));
-  const denoisePairs = Math.max(1, Math.min(n, pairsBeside(guidanceBranches)));
+  const room = budgetBytes - m.weightBytes;
+  const upTo = (each: number) => Math.max(1, Math.min(n, Math.floor(room / each)));
+  const guidanceBranches = !job.guided ? 0 : job.published ? n : upTo(guided);
+  const denoisePairs = upTo(pair);
   return { denoisePairs, guidanceBranches, peakBytes: peak(denoisePairs, guidanceBranches) };
 }
 
