@@ -208,6 +208,8 @@ function sessionOptions(o: RunnerOptions): ort.InferenceSession.SessionOptions {
     graphOptimizationLevel: o.optimization ?? 'all',
     intraOpNumThreads: o.intraOpThreads ?? 0,
     interOpNumThreads: o.interOpThreads ?? 0,
+    // onnxruntime's warnings (an unused constant it drops, say) say nothing a user can act on
+    logSeverityLevel: 3,
     enableCpuMemArena: o.memoryArena ?? true,
     // a memory pattern is one block planned from an earlier run's peak: it only helps with the arena
     enableMemPattern: o.memoryArena ?? true,
