@@ -483,6 +483,10 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       assert.equal(seedOf(merged), seedOf(first.final));
       assert.match(merged.kind === 'message' ? merged.card!.footer! : '', /^merge/);
       assert.equal(buttons(merged).find((b) => b.action === 'merge')?.disabled, true);
+      assert.ok(
+        merged.kind === 'message' && merged.images.some((i) => i.filename.startsWith('compare-')),
+        'no merge-beside-CLoRA sheet',
+      );
     });
 
     it('cancels a long job while it runs', async () => {
