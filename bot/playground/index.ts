@@ -127,7 +127,7 @@ export function playgroundStatus(app: App, random = false): PlaygroundStatus {
 
 /** `/compose` with up to two of the library's LoRAs, each bound to a subject its name suggests. */
 function exampleCommand(names: readonly string[]): string {
-  if (names.length === 0) return '/compose cat:<tabby> penguin:<plush-penguin> in a house';
+  if (names.length === 0) return '/compose cat:<sks-cat> penguin:<ohwx-penguin> in a house';
   const fallback = ['cat', 'dog'];
   const bindings = names.slice(0, 2).map((name, i) => {
     // `plush-penguin` suggests a penguin; a name with no plain word in it gets a stock subject.
