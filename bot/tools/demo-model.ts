@@ -8,17 +8,13 @@
 
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isEntryPoint } from '../../engine/entry-point.ts';
 import { readLora } from '../../engine/lora/file.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
-import { LORA_DIR, MODEL_DIR } from '../../engine/world/files.ts';
+import { LORA_DIR, MODEL_DIR, WORLD_DIR } from '../../engine/world/files.ts';
 import { loraName } from '../../engine/world/lora.ts';
 import { LORA_LOOKS, type Trigger } from '../../engine/world/scene.ts';
-
-/** The trained world as committed: the model in model/, its LoRAs in loras/. */
-export const WORLD_DIR = fileURLToPath(new URL('../../assets/world', import.meta.url));
 
 const TRIGGERS = Object.keys(LORA_LOOKS) as Trigger[];
 

@@ -15,11 +15,11 @@ import type { CompositionSpec, Method } from '../../engine/clora/spec.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { checkFigures, WorldSampler } from '../../engine/world/check.ts';
 import { compositionOutcome, worldLoras, worldSpec } from '../../engine/world/composition.ts';
-import { repoRoot } from '../fixtures.ts';
+import { WORLD_DIR } from '../../engine/world/files.ts';
 import type { Report } from './harness.ts';
 
 /** WORLD_DIR names another run's folder. */
-const WORLD = process.env.WORLD_DIR ?? join(repoRoot, 'assets', 'world');
+const WORLD = process.env.WORLD_DIR ?? WORLD_DIR;
 const SEEDS = Number(process.env.WORLD_BENCH_SEEDS ?? 20);
 const STEPS = 20;
 
