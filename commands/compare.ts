@@ -29,6 +29,7 @@ export async function withComparison(
   const sheet = await pictureComparison(pictures).catch(() => undefined);
   if (!sheet) return reply;
   const seed = merge.result?.value.seed;
+  const masks = pictures.length > 2 ? `, with ${title}'s masks` : '';
   return {
     ...reply,
     images: [
@@ -36,7 +37,7 @@ export async function withComparison(
       {
         data: sheet.bytes,
         filename: `compare-${merge.id}.${sheet.ext}`,
-        alt: `merge beside ${title} on the same seed${seed === undefined ? '' : ` (${seed})`}, with ${title}'s masks`,
+        alt: `merge beside ${title} on the same seed${seed === undefined ? '' : ` (${seed})`}${masks}`,
         mime: sheet.mime,
       },
     ],
