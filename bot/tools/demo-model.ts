@@ -28,12 +28,13 @@ export const DEMO_LORAS = TRIGGERS.map((trigger) => ({
 
 /**
  * The command the playground offers for the demo (its example binds the library's first LoRAs
- * by name, each to the subject its name ends with): both LoRAs on the subjects they were trained on.
+ * by name, each to the subject its name ends with, masks shown): both LoRAs on the subjects they
+ * were trained on.
  */
 export const DEMO_COMMAND = `/compose ${[...DEMO_LORAS]
   .sort((a, b) => a.name.localeCompare(b.name))
   .map((l) => `${l.subject}:<${l.name}>`)
-  .join(' ')} in a house`;
+  .join(' ')} in a house --masks`;
 
 export interface DemoFiles {
   /** the diffusers folder to give MODEL_PATH */

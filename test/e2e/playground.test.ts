@@ -917,10 +917,10 @@ describe('demo model', () => {
       const status = (await (await fetch(`${base}/api/status`)).json()) as PlaygroundStatus;
       assert.equal(status.model.random, false);
       assert.equal(status.example, DEMO_COMMAND);
-      assert.equal(DEMO_COMMAND, '/compose penguin:<ohwx-penguin> cat:<sks-cat> in a house');
+      assert.equal(DEMO_COMMAND, '/compose penguin:<ohwx-penguin> cat:<sks-cat> in a house --masks');
       await stream.opened;
       const outcome = await post(base, '/api/command', {
-        text: `${DEMO_COMMAND} --steps 4 --seed 1 --masks`,
+        text: `${DEMO_COMMAND} --steps 4 --seed 1`,
         tab: stream.tab,
       });
       assert.ok(outcome.jobId, JSON.stringify(outcome.reply));
