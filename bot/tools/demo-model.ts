@@ -1,9 +1,9 @@
 // npm run demo-model: installs the world the project trained itself (npm run train-world;
 // committed in assets/world) as a model and a LoRA library a newcomer starts the bot on:
 // a diffusers folder in <out>/model and its two LoRAs in <out>/loras — 'sks-cat' draws the
-// cat (a circle) orange and striped, 'ohwx-penguin' draws the penguin (a square) pink. In
-// that world CLoRA visibly keeps each look on its own subject where merging lets them leak,
-// in seconds a picture on a CPU. Nothing is trained or downloaded.
+// cat (a circle) orange and striped, 'ohwx-penguin' draws the penguin (a square) pink: a
+// world where CLoRA and merging can be told apart by eye, a picture in seconds on a CPU.
+// Nothing is trained or downloaded.
 // Usage: npm run demo-model -- [--out demo] [--world assets/world]
 
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -114,7 +114,7 @@ function main(): void {
       '',
       `  ${DEMO_COMMAND}`,
       '',
-      'Each LoRA keeps its look on its own subject; press "Compare with merge" to see them leak when merged.',
+      'The masks show which LoRA drew which part; press "Compare with merge" to see the LoRAs merged instead.',
       'For real pictures, set MODEL_PATH to an SD 1.5 checkpoint (a diffusers folder or a .safetensors file)',
       'and LORA_DIR to a folder of SD 1.5 LoRAs.',
     ].join('\n'),
