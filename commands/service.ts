@@ -9,6 +9,7 @@ import {
   decodeLoraActionId,
   progressReply,
 } from './actions.ts';
+import { withComparison } from './compare.ts';
 import {
   type ComposeRequest,
   type ComposeSettings,
@@ -212,7 +213,12 @@ export class ComposeCommands {
   async jobReply(jobId: string): Promise<Reply> {
     const job = await this.services.queue.get(jobId);
     if (!job) return userErrorReply('That job has expired and is no longer stored.');
-    if (job.state === 'completed') return this.resultReply(job);
+    if (job.state === 'completed') {
+      const reply = this.resultReply(job);
+      const parent = job.data.parent;
+      if (parent?.action !== 'merge') return reply;
+      return withComparison(reply, job, await this.services.queue.get(parent.jobId));
+    }
     return progressReply(jobId, await this.progressOf(job));
   }
 

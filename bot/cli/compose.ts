@@ -2,6 +2,7 @@
 //                    "cat:<tabby> penguin:<plush> in a house" --seed 42 --out out/
 // Composes from the command line with the same /compose language the chat front speaks and
 // writes image.png, masks.png, maps.png and report.json; a progress bar goes to stderr.
+// --compare also composes the same seed with merge and writes compare.png: merge beside CLoRA and its masks.
 
 import { writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -22,6 +23,7 @@ import { defaultGuidance, type GuidanceOptions } from '../../engine/clora/spec.t
 import { isEntryPoint } from '../../engine/entry-point.ts';
 import { compositionRecipe } from '../engine-host/recipe.ts';
 import { type ResolvedLora, specFromRequest } from '../engine-host/spec.ts';
+import { compositionComparison } from '../render/compare.ts';
 import { renderComposition } from '../render/composition.ts';
 import { decodedImage } from '../render/image.ts';
 import { encodePng, recipeText } from '../render/index.ts';
@@ -43,6 +45,8 @@ compose options (the /compose language; limits from MAX_STEPS, MAX_SIZE, MAX_LOR
 
 this command:
   --out DIR               default out (created if missing)
+  --compare               also compose with merge (with CLoRA for --method merge) and write
+                          compare.png: merge | CLoRA | CLoRA's masks, same seed
   --tokenizer DIR         default: the checkpoint's tokenizer/
   --trigger NAME=WORDS    default: the LoRA's most frequent tag, else its name
   --threads N             default: onnxruntime decides
@@ -68,6 +72,7 @@ interface CliOptions {
   cache?: string;
   guidance: Partial<GuidanceOptions>;
   textEncoderLora: boolean;
+  compare: boolean;
   composeWords: string[];
   help: boolean;
   /** --device as given; the configuration's ENGINE_DEVICE otherwise */
@@ -88,6 +93,7 @@ export function parseCli(argv: string[]): CliOptions {
     device: 'cpu',
     guidance: {},
     textEncoderLora: true,
+    compare: false,
     composeWords: [],
     help: false,
     deviceGiven: false,
@@ -171,6 +177,9 @@ export function parseCli(argv: string[]): CliOptions {
       }
       case '--no-te-lora':
         o.textEncoderLora = false;
+        break;
+      case '--compare':
+        o.compare = true;
         break;
       case '--help':
       case '-h':
@@ -304,8 +313,22 @@ async function main(): Promise<void> {
     load: engine.loadTimings,
   };
   writeFileSync(join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  let compared = '';
+  if (o.compare) {
+    const method = spec.method === 'merge' ? 'clora' : 'merge';
+    process.stderr.write(`composing the same seed with ${method} to compare …\n`);
+    const other = await engine.compose(
+      { ...spec, method },
+      { onProgress: (p) => process.stderr.write(progressBar(p)) },
+    );
+    process.stderr.write('\n');
+    const [merge, clora] = method === 'merge' ? [other, result] : [result, other];
+    const sheet = await compositionComparison(merge, clora, { maxBytes: 64 * 1024 * 1024 });
+    writeFileSync(join(o.out, 'compare.png'), sheet.bytes);
+    compared = ', compare.png';
+  }
   process.stderr.write(
-    `wrote ${join(o.out, 'image.png')}${pictures.masks ? ', masks.png' : ''}${pictures.maps ? ', maps.png' : ''}, report.json (seed ${spec.seed}, ${(result.timings.total / 1000).toFixed(1)} s)\n`,
+    `wrote ${join(o.out, 'image.png')}${pictures.masks ? ', masks.png' : ''}${pictures.maps ? ', maps.png' : ''}, report.json${compared} (seed ${spec.seed}, ${(result.timings.total / 1000).toFixed(1)} s)\n`,
   );
   await engine.close();
 }

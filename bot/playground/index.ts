@@ -125,16 +125,16 @@ export function playgroundStatus(app: App, random = false): PlaygroundStatus {
   };
 }
 
-/** `/compose` with up to two of the library's LoRAs, each bound to a subject its name suggests. */
+/** `/compose` with up to two of the library's LoRAs, each bound to a subject its name suggests, masks shown. */
 function exampleCommand(names: readonly string[]): string {
-  if (names.length === 0) return '/compose cat:<tabby> penguin:<plush-penguin> in a house';
+  if (names.length === 0) return '/compose cat:<sks-cat> penguin:<ohwx-penguin> in a house --masks';
   const fallback = ['cat', 'dog'];
   const bindings = names.slice(0, 2).map((name, i) => {
     // `plush-penguin` suggests a penguin; a name with no plain word in it gets a stock subject.
     const word = name.split('-').at(-1) ?? '';
     return `${/^[a-z]{2,12}$/.test(word) ? word : fallback[i]}:<${name}>`;
   });
-  return `/compose ${bindings.join(' ')} in a house`;
+  return `/compose ${bindings.join(' ')} in a house --masks`;
 }
 
 export async function startPlayground(app: App, options: PlaygroundOptions = {}): Promise<Playground> {

@@ -88,6 +88,16 @@ export function encodePng(image: RgbImage, text: readonly PngTextEntry[] = []): 
   return encodeStep(image, { format: 'png' }, text);
 }
 
+/** The pixels of an encoded picture (PNG, WebP, JPEG), alpha dropped. */
+export async function decodePicture(bytes: Uint8Array): Promise<RgbImage> {
+  const { data, info } = await sharp(bytes).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}
+
 /** Resamples `image` to width × height (Lanczos 3), deterministically. */
 export async function resizeImage(image: RgbImage, width: number, height: number): Promise<RgbImage> {
   const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })

@@ -8,7 +8,7 @@ import { type ComposeSettings, DEFAULT_COMPOSE_SETTINGS } from './request.ts';
 
 /** Commands the help shows; a test checks that each one parses. */
 export const COMPOSE_EXAMPLES = {
-  list: 'cat:<tabby> penguin:<plush-penguin> in a house',
+  list: 'cat:<sks-cat> penguin:<ohwx-penguin> in a house',
   three: 'cat:<tabby> dog:<corgi> owl:<barn-owl> on a sofa',
   sentence: 'a cat:<tabby> chasing a penguin:<plush-penguin> on the ice',
   quoted: '"red panda":<red-panda>@0.8 eating bamboo style:<watercolor>@0.6',

@@ -33,6 +33,17 @@ export interface CompositionPlan {
   update: boolean;
 }
 
+/**
+ * The trigger words to put before a subject: a phrase that already ends with the subject's
+ * word ("sks cat" for cat, as many LoRAs declare it) gives only its own words, so the
+ * prompt reads "a sks cat", not "a sks cat cat"; a trigger that is just the word adds nothing.
+ */
+export function triggersBefore(word: string, triggers: readonly string[]): string[] {
+  const trailing = new RegExp(`(?:^|\\s+)${wordPattern(word)}$`, 'iu');
+  const words = triggers.map((t) => t.trim().replace(trailing, '').trim()).filter((t) => t !== '');
+  return [...new Set(words)];
+}
+
 function insertTriggers(prompt: string, word: string, triggers: string[], occurrence = 0): string {
   if (triggers.length === 0) return prompt;
   const at = findWord(prompt, word, occurrence);
@@ -40,13 +51,17 @@ function insertTriggers(prompt: string, word: string, triggers: string[], occurr
   return `${prompt.slice(0, at)}${triggers.join(' ')} ${prompt.slice(at)}`;
 }
 
-/** Character index of the n-th whole-word occurrence of `word`, case-insensitive; -1 when absent. */
-export function findWord(prompt: string, word: string, occurrence = 0): number {
-  const escaped = word
+/** A word (or words) as a regular expression: special characters escaped, any run of spaces matching. */
+function wordPattern(word: string): string {
+  return word
     .trim()
     .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
     .replace(/\s+/g, '\\s+');
-  const re = new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, 'giu');
+}
+
+/** Character index of the n-th whole-word occurrence of `word`, case-insensitive; -1 when absent. */
+export function findWord(prompt: string, word: string, occurrence = 0): number {
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])${wordPattern(word)}(?![\\p{L}\\p{N}])`, 'giu');
   let index = -1;
   for (let i = 0; i <= occurrence; i++) {
     const m = re.exec(prompt);
@@ -87,13 +102,14 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
       );
     }
   }
+  const subjects = spec.subjects.map((s) => ({ ...s, triggers: triggersBefore(s.word, s.triggers) }));
   const negative = tokenizer.encode(spec.negative);
   const base = withStyle(spec.prompt, spec);
-  const allTriggers = spec.subjects.reduce(
+  const allTriggers = subjects.reduce(
     (p, s) => insertTriggers(p, s.word, s.triggers, s.occurrence),
     spec.prompt,
   );
-  const subjectLoras = spec.subjects.map((s) => ({ lora: s.lora, weight: s.weight }));
+  const subjectLoras = subjects.map((s) => ({ lora: s.lora, weight: s.weight }));
 
   if (spec.method === 'none') {
     return {
@@ -117,7 +133,7 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
   }
   if (spec.method === 'composite') {
     const prompt = withStyle(allTriggers, spec);
-    const branches = spec.subjects.map((s) => branch(prompt, [{ lora: s.lora, weight: s.weight }, ...style]));
+    const branches = subjects.map((s) => branch(prompt, [{ lora: s.lora, weight: s.weight }, ...style]));
     if (branches.length === 0) branches.push(branch(prompt, style));
     return { branches, negative, groups: [], maskTokens: [], fusion: 'uniform', update: false };
   }
@@ -125,16 +141,16 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
   // CLoRA: P0 plus one prompt per subject LoRA.
   const branches = [
     branch(base, style),
-    ...spec.subjects.map((s) =>
+    ...subjects.map((s) =>
       branch(withStyle(insertTriggers(spec.prompt, s.word, s.triggers, s.occurrence), spec), [
         { lora: s.lora, weight: s.weight },
         ...style,
       ]),
     ),
   ];
-  const groups: GroupMember[][] = spec.subjects.map(() => []);
+  const groups: GroupMember[][] = subjects.map(() => []);
   const maskTokens: number[][] = [];
-  spec.subjects.forEach((s, c) => {
+  subjects.forEach((s, c) => {
     const own = branches[c + 1];
     const occurrence = s.occurrence ?? 0;
     const wordPositions = positionsOf(own.tokens, s.word, `prompt ${c + 1} ("${own.prompt}")`, occurrence);
@@ -151,7 +167,7 @@ export function planComposition(spec: CompositionSpec, tokenizer: ClipTokenizer)
     });
   });
   // A single subject has nothing to contrast with: its maps are only masked.
-  const update = spec.guidance.update && spec.subjects.length >= 2;
+  const update = spec.guidance.update && subjects.length >= 2;
   return {
     branches,
     negative,

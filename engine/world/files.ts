@@ -3,9 +3,13 @@
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { UNetConfig, VaeConfig } from '../models/config.ts';
 import { TensorStore } from '../training/tensor-store.ts';
 import { SD15_SCHEDULER_CONFIG } from '../weights/family.ts';
+
+/** Where the project keeps its trained world (committed): the model, its LoRAs, the training state. */
+export const WORLD_DIR = fileURLToPath(new URL('../../assets/world', import.meta.url));
 
 export const MODEL_DIR = 'model';
 export const TRAINING_DIR = 'training';

@@ -22,7 +22,7 @@ import {
 } from '../../bot/playground/index.ts';
 import type { WireReply } from '../../bot/playground/wire.ts';
 import { readRecipe } from '../../bot/render/recipe.ts';
-import { DEMO_LORAS, writeDemo } from '../../bot/tools/demo-model.ts';
+import { DEMO_COMMAND, DEMO_LORAS, installDemo } from '../../bot/tools/demo-model.ts';
 import { loadConfig } from '../../config/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { fixtureDir, fixtureLoraFolder } from '../fixtures.ts';
@@ -483,6 +483,10 @@ describe('playground on the tiny model', { timeout: 4 * MIN }, () => {
       assert.equal(seedOf(merged), seedOf(first.final));
       assert.match(merged.kind === 'message' ? merged.card!.footer! : '', /^merge/);
       assert.equal(buttons(merged).find((b) => b.action === 'merge')?.disabled, true);
+      assert.ok(
+        merged.kind === 'message' && merged.images.some((i) => i.filename.startsWith('compare-')),
+        'no merge-beside-CLoRA sheet',
+      );
     });
 
     it('cancels a long job while it runs', async () => {
@@ -865,15 +869,18 @@ describe('playground with no model configured', { timeout: 2 * MIN }, () => {
 // ---------------------------------------------------------------- npm run demo-model
 
 describe('demo model', () => {
-  it('writes a random SD 1.5-topology checkpoint and two LoRAs the library accepts', async () => {
+  it('installs the trained world and its two LoRAs, which the library accepts with their triggers', async () => {
     const out = join(work, 'demo');
-    const demo = writeDemo(out, { tokenizerDir: join(fixture, 'model', 'tokenizer') });
+    const demo = installDemo(out);
     const ck = openCheckpoint(demo.modelPath);
-    // The page labels it: random weights draw noise.
-    assert.equal(hasRandomWeights(demo.modelPath), true);
+    // Trained weights: the page does not label them as noise (the fixture is not random either).
+    assert.equal(
+      hasRandomWeights(join(demo.modelPath, 'unet', 'diffusion_pytorch_model.safetensors')),
+      false,
+    );
     assert.equal(hasRandomWeights(join(fixture, 'tiny-sd15.safetensors')), false);
-    assert.deepEqual(ck.unet.config.block_out_channels, [32, 64, 64, 64]);
-    assert.equal(ck.textEncoder.config.hidden_size, 32);
+    assert.equal(ck.layout, 'diffusers');
+    assert.equal(ck.unet.config.sample_size * 8, 256);
     assert.deepEqual(
       demo.loras.map((l) => l.name),
       DEMO_LORAS.map((l) => l.name),
@@ -886,18 +893,45 @@ describe('demo model', () => {
     );
     try {
       await library.settled();
-      assert.deepEqual(library.names(), ['plush-penguin', 'tabby']);
+      assert.deepEqual(library.names(), ['ohwx-penguin', 'sks-cat']);
       for (const l of DEMO_LORAS) {
         const entry = (await library.check(l.name))!;
         assert.equal(entry.check.state, 'ok', JSON.stringify(entry.check));
-        assert.equal(entry.triggers[0], l.trigger);
+        assert.equal(entry.triggers[0], `${l.trigger} ${l.subject}`);
       }
     } finally {
       library.close();
     }
-    assert.throws(
-      () => writeDemo(join(work, 'demo2'), { tokenizerDir: join(work, 'nowhere') }),
-      /needs the CLIP tokenizer files .* --tokenizer <dir>/,
-    );
+    assert.throws(() => installDemo(join(work, 'demo2'), join(work, 'nowhere')), /npm run train-world/);
+
+    // Started on it, the playground offers the demo's command, and it composes a picture with masks.
+    const started = await startWith({
+      MODEL_PATH: demo.modelPath,
+      LORA_DIR: demo.loraDir,
+      MAX_SIZE: '256',
+      CACHE_DIR: join(work, 'cache-demo'),
+    });
+    const stream = new EventStream(started.playground.address, 'demo-tab-0001');
+    try {
+      const base = started.playground.address;
+      const status = (await (await fetch(`${base}/api/status`)).json()) as PlaygroundStatus;
+      assert.equal(status.model.random, false);
+      assert.equal(status.example, DEMO_COMMAND);
+      assert.equal(DEMO_COMMAND, '/compose penguin:<ohwx-penguin> cat:<sks-cat> in a house --masks');
+      await stream.opened;
+      const outcome = await post(base, '/api/command', {
+        text: `${DEMO_COMMAND} --steps 4 --seed 1`,
+        tab: stream.tab,
+      });
+      assert.ok(outcome.jobId, JSON.stringify(outcome.reply));
+      const final = await stream.final(outcome.jobId);
+      assert.ok(imageOf(final), JSON.stringify(final));
+      assert.ok(imageOf(final, 'masks'), 'no masks picture');
+      assert.match(JSON.stringify(final), /cat: sks-cat/);
+    } finally {
+      stream.close();
+      await started.playground.stop();
+      await started.app.close();
+    }
   });
 });

@@ -157,6 +157,31 @@ describe('CLoRA composition on the tiny model', () => {
     const r = await engine.compose(s);
     assert.equal(r.prompts[1], 'a cat next to a sks cat and a penguin');
   });
+
+  it('says a subject once when its trigger phrase ends with it ("sks cat" for cat)', async () => {
+    const { planComposition, triggersBefore } = await import('../../engine/clora/plan.ts');
+    assert.deepEqual(triggersBefore('cat', ['sks cat', 'cat', 'sks', 'bobcat']), ['sks', 'bobcat']);
+    assert.deepEqual(triggersBefore('ice cream', ['pink  ice cream']), ['pink']);
+    const s = spec({
+      subjects: [
+        { word: 'cat', lora: TABBY, weight: 1, triggers: ['sks cat'] },
+        { word: 'penguin', lora: PLUSH, weight: 1, triggers: ['ohwx penguin'] },
+      ],
+    });
+    const clora = planComposition(s, engine.tokenizer);
+    assert.deepEqual(
+      clora.branches.map((b) => b.prompt),
+      [
+        'a cat and a penguin in a house',
+        'a sks cat and a penguin in a house',
+        'a cat and a ohwx penguin in a house',
+      ],
+    );
+    // The mask reads the trigger and the word: "sks" and "cat" in P1.
+    assert.equal(clora.maskTokens[0].length, 2);
+    const merge = planComposition({ ...s, method: 'merge' }, engine.tokenizer);
+    assert.equal(merge.branches[0].prompt, 'a sks cat and a ohwx penguin in a house');
+  });
 });
 
 describe('gated and merged LoRAs', () => {

@@ -1,6 +1,6 @@
 // `npm run compose` on the tiny model: without --size it draws at the model's own size
 // (256×256), and wide and tall pictures come with masks, maps and a report on their
-// rows × cols attention grid.
+// rows × cols attention grid; --compare adds merge beside CLoRA.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -58,11 +58,16 @@ const sizeOf = async (file: string) => {
 };
 
 describe('npm run compose', () => {
-  it("draws at the model's own size without --size", { timeout: 300_000 }, async () => {
-    const { dir, report } = compose('native');
+  it("draws at the model's own size without --size; --compare puts merge beside CLoRA", {
+    timeout: 300_000,
+  }, async () => {
+    const { dir, report } = compose('native', '--compare');
     assert.deepEqual(await sizeOf(join(dir, 'image.png')), [256, 256]);
     assert.deepEqual(report.size, { width: 256, height: 256 });
     assert.deepEqual(report.attentionGrid, { rows: 8, cols: 8 });
+    // merge | CLoRA | CLoRA's masks, in one row of 256 px pictures under their titles
+    const [w, h] = (await sizeOf(join(dir, 'compare.png'))) as number[];
+    assert.ok(w > 3 * 256 && h > 256, `compare.png is ${w}×${h}`);
   });
 
   for (const [width, height] of [

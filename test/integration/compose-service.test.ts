@@ -115,6 +115,18 @@ describe('compose through the queue and the engine thread', () => {
     const merged = await finish(await app.commands.action(`merge:${first.jobId}`, alice));
     assert.equal(seedOf(merged.final), '5');
     assert.match(merged.final.card!.footer!, /merge/);
+    // Beside its own picture, one sheet: merge | CLoRA | CLoRA's masks, the CLoRA job's pictures on the same seed.
+    const sheet = merged.final.images?.find((i) => i.filename.startsWith('compare-'));
+    assert.ok(sheet, JSON.stringify(merged.final.images?.map((i) => i.filename)));
+    assert.match(sheet.alt, /merge beside CLoRA on the same seed \(5\)/);
+    const { decodePicture } = await import('../../bot/render/encode.ts');
+    const [own, compared] = await Promise.all([
+      decodePicture(imageOf(merged.final)),
+      decodePicture(sheet.data),
+    ]);
+    // Three panels, each at least 256 px wide (small pictures are enlarged for their titles).
+    const panel = Math.max(256, own.width);
+    assert.ok(compared.width >= 3 * panel, `sheet ${compared.width} px wide for ${own.width} px pictures`);
     const pick = await app.commands.action(`tweak:${first.jobId}`, alice);
     assert.equal((pick.reply as MessageReply).rows?.[0].kind, 'select');
     const slot = await app.commands.action(`tweak:${first.jobId}`, alice, '0');

@@ -44,7 +44,7 @@ export const compose: SlashCommand = {
       .addStringOption((o) =>
         o
           .setName('prompt')
-          .setDescription('Bind subjects to LoRAs, e.g. cat:<tabby> penguin:<plush> in a house')
+          .setDescription('Bind subjects to LoRAs, e.g. cat:<sks-cat> penguin:<ohwx-penguin> in a house')
           .setAutocomplete(true)
           .setMaxLength(limits.maxPromptLength),
       )
@@ -110,7 +110,7 @@ export const compose: SlashCommand = {
       await send(
         interaction,
         userErrorReply(
-          '/compose needs a prompt, e.g. cat:<tabby> penguin:<plush> in a house.',
+          '/compose needs a prompt, e.g. cat:<sks-cat> penguin:<ohwx-penguin> in a house.',
           'Or attach a picture the bot made as remix: to get its command back.',
         ),
         deps,

@@ -440,7 +440,7 @@ function setStatus(status) {
   modelStatus.title =
     m.message ??
     (m.random
-      ? 'A demo model with random weights: it draws noise. Set MODEL_PATH to an SD 1.5 checkpoint for pictures.'
+      ? 'A model with random weights: it draws noise. npm run demo-model installs a small trained world; or set MODEL_PATH to an SD 1.5 checkpoint.'
       : m.engine === 'remote workers'
         ? 'jobs run on remote workers'
         : '');
@@ -467,8 +467,9 @@ function welcome() {
       el(
         'div',
         'note',
-        'This is the demo model: its weights are random, so every picture is noise. The flow is real; ' +
-          'set MODEL_PATH to an SD 1.5 checkpoint for pictures.',
+        'This model’s weights are random, so every picture is noise. The flow is real; npm run demo-model ' +
+          'installs a small world the project trained, where the pictures show what CLoRA does; for real pictures, ' +
+          'set MODEL_PATH to an SD 1.5 checkpoint.',
       ),
     );
   }

@@ -1,0 +1,45 @@
+// "Compare with merge": the merged picture a user asked for, beside the CLoRA picture it was
+// asked from (same seed) and that picture's masks, as one sheet under the merge's result.
+
+import { methodTitle, pictureComparison } from '../bot/render/compare.ts';
+import { BLOB, type ComposeJobValue } from './jobs.ts';
+import type { MessageReply } from './reply.ts';
+
+interface FinishedPictures {
+  id: string;
+  result?: { value: ComposeJobValue; blobs: Record<string, Uint8Array> };
+}
+
+/** `reply` with the side-by-side sheet added, when the job it compares with still has its pictures. */
+export async function withComparison(
+  reply: MessageReply,
+  merge: FinishedPictures,
+  compared: FinishedPictures | undefined,
+): Promise<MessageReply> {
+  const own = merge.result?.blobs[BLOB.image];
+  const theirs = compared?.result?.blobs;
+  if (!own || !theirs?.[BLOB.image] || !compared?.result) return reply;
+  const title = methodTitle(compared.result.value.method);
+  const pictures = [
+    { title: 'merge', bytes: own },
+    { title, bytes: theirs[BLOB.image] },
+    ...(theirs[BLOB.masks] ? [{ title: `${title}'s masks`, bytes: theirs[BLOB.masks] }] : []),
+  ];
+  // The sheet is an extra: pictures it cannot read leave the merge's own reply as it is.
+  const sheet = await pictureComparison(pictures).catch(() => undefined);
+  if (!sheet) return reply;
+  const seed = merge.result?.value.seed;
+  const masks = pictures.length > 2 ? `, with ${title}'s masks` : '';
+  return {
+    ...reply,
+    images: [
+      ...(reply.images ?? []),
+      {
+        data: sheet.bytes,
+        filename: `compare-${merge.id}.${sheet.ext}`,
+        alt: `merge beside ${title} on the same seed${seed === undefined ? '' : ` (${seed})`}${masks}`,
+        mime: sheet.mime,
+      },
+    ],
+  };
+}
