@@ -50,7 +50,7 @@ export interface StartOptions {
 }
 
 const NO_MODEL =
-  'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` writes a tiny test model to try the flow.';
+  'No model is configured yet. Set MODEL_PATH to a Stable Diffusion 1.5 checkpoint (a diffusers folder or a .safetensors file) and restart; `npm run demo-model` installs a small trained demo model (the world of shapes) and its two LoRAs to try the flow.';
 
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel, 'bot', config.ops.logFormat);
