@@ -112,11 +112,6 @@ function guidanceGraph(ck: Checkpoint, o: ModelOptions & { temperature?: number;
  * maps first, takes L and ∂L/∂maps on the loss graph, and this graph returns one chunk's term:
  * latent [1, C, H, W] and a cotangent [B, H/4·W/4, 77] → grad [1, C, H, W] and the maps.
  */
-export async function compileMapsVjp(ck: Checkpoint, o: ModelOptions = {}): Promise<CompiledNetwork> {
-  const { graph, slots } = mapsVjpGraph(ck, o);
-  return { model: await G.compile(graph, gradientGraph(o)), slots };
-}
-
 function mapsVjpGraph(ck: Checkpoint, o: ModelOptions) {
   const c = ck.unet.config;
   let latent: Tensor | undefined;

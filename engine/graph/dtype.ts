@@ -47,6 +47,27 @@ export function ortType(dtype: DType): 'float32' | 'float16' | 'float64' | 'int6
   return dtype;
 }
 
+/** `n` zeros of a dtype in the typed array onnxruntime-node takes for it (float16 as bits, bool as bytes). */
+export function zeros(
+  dtype: DType,
+  n: number,
+): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'bool':
+      return new Uint8Array(n);
+    case 'float16':
+      return new Uint16Array(n);
+  }
+}
+
 /** Encodes numbers as the raw little-endian bytes of a dtype (float16 rounds to nearest even). */
 export function encodeValues(values: ArrayLike<number | bigint>, dtype: DType): Uint8Array {
   const n = values.length;

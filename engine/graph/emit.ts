@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { allStatic, type Dim, dimStr, isStatic, type Sym } from './dim.ts';
-import { bytesPerElement, type DType, encodeValues, onnxDataType } from './dtype.ts';
+import { type DType, encodeValues, onnxDataType } from './dtype.ts';
 import {
   type Attr,
   type Graph,
@@ -73,7 +73,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
     key: part.key,
     inputs: part.inputs,
     outputs: part.outputs,
-    weightBytes: part.weightBytes,
+    weightBytes: weightBytesOf(part.weights),
     nodeCount: part.writer.nodeCount,
   };
   const encode = (protos: TensorProto[]) => ModelProto.encode(part.writer.model(protos)).finish();
@@ -115,17 +115,19 @@ export function emitBundle(name: string, graphs: readonly Graph[], options: Emit
     }
   }
   const entries = [...weights.values()];
-  const key = createHash('sha256')
-    .update(`bundle\0${name}\0${parts.map((p) => p.key).join('\0')}`)
-    .digest('hex')
-    .slice(0, 32);
   const encode = (protos: TensorProto[]) =>
     ModelProto.encode(bundleModel(name, parts, opset, protos)).finish();
+  // the bundle's own structure (its switch and empty branches) and each graph's key
+  const key = createHash('sha256')
+    .update(encode(entries.map((w) => w.proto)))
+    .update(parts.map((p) => p.key).join('\0'))
+    .digest('hex')
+    .slice(0, 32);
   return {
     key,
     model: store(name, key, entries, encode, options),
     entries: parts.map((p, i) => ({ name: graphs[i].name, inputs: p.inputs, outputs: p.outputs })),
-    weightBytes: entries.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0),
+    weightBytes: weightBytesOf(entries),
     nodeCount: parts.reduce((sum, p) => sum + p.writer.nodeCount, 0),
   };
 }
@@ -137,7 +139,6 @@ interface Section {
   inputs: ValueSpec[];
   outputs: ValueSpec[];
   weights: WeightEntry[];
-  weightBytes: number;
 }
 
 /** A graph's nodes, constants and weight references, written with names under `scope` when given. */
@@ -168,8 +169,11 @@ function section(graph: Graph, opset: number, scope?: string): Section {
       shape: [...tensor.shape],
     })),
     weights,
-    weightBytes: weights.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0),
   };
+}
+
+function weightBytesOf(weights: readonly WeightEntry[]): number {
+  return weights.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0);
 }
 
 /** The model bytes with the weights inside, or the cached folder's model.onnx with its weights file. */
@@ -181,7 +185,7 @@ function store(
   options: EmitOptions,
 ): EmittedModel['model'] {
   const threshold = options.externalDataThreshold ?? 256 * 1024 * 1024;
-  const weightBytes = weights.reduce((sum, w) => sum + w.tensor.leaf.data.byteLength, 0);
+  const weightBytes = weightBytesOf(weights);
   if (weightBytes <= threshold) {
     for (const w of weights) w.proto.rawData = w.tensor.leaf.data.read();
     return encode(weights.map((w) => w.proto));
@@ -230,10 +234,9 @@ function bundleModel(name: string, parts: Section[], opset: number, weights: Ten
       output: part.outputs.map((o) => `${scope}.${o.name}`),
       attribute: [
         { name: 'then_branch', type: T.GRAPH, g: part.writer.body() },
-        { name: 'else_branch', type: T.GRAPH, g: emptyOutputs(`${scope}/none`, part.outputs, constants) },
+        { name: 'else_branch', type: T.GRAPH, g: emptyOutputs(`${scope}/none`, part.outputs) },
       ],
     });
-    constants.push(...part.writer.constantTensors());
     for (const d of part.writer.usedDomains()) domains.add(d);
     for (const t of part.inputs) inputs.push(valueInfo(`${scope}.${t.name}`, t.dtype, t.shape, `${scope}.`));
     // what a graph returns depends on which graph ran: every axis is left free
@@ -257,69 +260,32 @@ function bundleModel(name: string, parts: Section[], opset: number, weights: Ten
   };
 }
 
-/**
- * A branch that returns, for each output, an empty tensor of its dtype and rank (a zero scalar
- * for rank 0); its constants go to `initializer`, the main graph's. They are computed from the entry input rather than stored: onnxruntime folds a
- * constant output into an initializer named like the output, and its saved copy of the model
- * then fails to load.
- */
-function emptyOutputs(scope: string, outputs: ValueSpec[], initializer: TensorProto[]): GraphProto {
-  const int64 = (name: string, values: number[]): TensorProto => ({
-    name,
-    dataType: onnxDataType('int64'),
-    dims: [values.length],
-    rawData: encodeValues(values, 'int64'),
-  });
-  const zero = `${scope}/zero`;
-  const axes = `${scope}/axes`;
-  const entry = `${scope}/entry`;
-  const nothing = `${scope}/nothing`;
-  initializer.push(int64(zero, [0]), int64(axes, [0]));
-  const node: NodeProto[] = [
-    {
-      opType: 'Unsqueeze',
-      name: `${scope}/Unsqueeze`,
-      input: [BUNDLE_ENTRY, axes],
-      output: [entry],
-      attribute: [],
-    },
-    { opType: 'Slice', name: `${scope}/Slice`, input: [entry, zero, zero], output: [nothing], attribute: [] },
-  ];
+/** A branch that returns, for each output, an empty tensor of its dtype and rank (a zero scalar for rank 0). */
+function emptyOutputs(scope: string, outputs: ValueSpec[]): GraphProto {
+  const initializer: TensorProto[] = [];
+  const node: NodeProto[] = [];
   const output: ValueInfoProto[] = [];
   outputs.forEach((o, k) => {
-    const name = `${scope}/${o.name}`;
-    const cast = `${scope}/cast_${k}`;
-    node.push({
-      opType: 'Cast',
-      name: `${scope}/Cast_${k}`,
-      input: [nothing],
-      output: [cast],
-      attribute: [{ name: 'to', type: AttributeProto_AttributeType.INT, i: onnxDataType(o.dtype) }],
-    });
-    if (o.shape.length === 0) {
-      node.push({
-        opType: 'ReduceSum',
-        name: `${scope}/ReduceSum_${k}`,
-        input: [cast],
-        output: [name],
-        attribute: [{ name: 'keepdims', type: AttributeProto_AttributeType.INT, i: 0 }],
-      });
-      output.push(valueInfo(name, o.dtype, []));
-      return;
-    }
     const dims = o.shape.map((d, axis) => (axis === 0 ? 0 : isStatic(d) ? d : 1));
-    const shape = `${scope}/shape_${k}`;
-    initializer.push(int64(shape, dims));
+    const size = dims.reduce((a, b) => a * b, 1);
+    const source = `${scope}/empty_${k}`;
+    const name = `${scope}/${o.name}`;
+    initializer.push({
+      name: source,
+      dataType: onnxDataType(o.dtype),
+      dims,
+      rawData: encodeValues(new Array(size).fill(0), o.dtype),
+    });
     node.push({
-      opType: 'Reshape',
-      name: `${scope}/Reshape_${k}`,
-      input: [cast, shape],
+      opType: 'Identity',
+      name: `${scope}/Identity_${k}`,
+      input: [source],
       output: [name],
-      attribute: [{ name: 'allowzero', type: AttributeProto_AttributeType.INT, i: 1 }],
+      attribute: [],
     });
     output.push(valueInfo(name, o.dtype, dims));
   });
-  return { name: scope, node, initializer: [], input: [], output };
+  return { name: scope, node, initializer, input: [], output };
 }
 
 function spec(t: Tensor): ValueSpec {
@@ -383,16 +349,12 @@ class Writer implements OnnxWriter {
     for (const t of graph.inputs) this.claim(t, this.inputName((t.leaf as { name: string }).name));
     // Outputs take their public names where the tensor is produced inside the graph.
     for (const { name, tensor } of graph.outputs) {
-      if (!tensor.leaf && !this.names.has(tensor.id)) this.claim(tensor, this.outputName(name));
+      if (!tensor.leaf && !this.names.has(tensor.id)) this.claim(tensor, this.scoped(name));
     }
   }
 
   private inputName(name: string): string {
     return this.scope === undefined ? name : `${this.scope}.${name}`;
-  }
-
-  private outputName(name: string): string {
-    return this.scoped(name);
   }
 
   private scoped(name: string): string {
@@ -489,7 +451,7 @@ class Writer implements OnnxWriter {
   finishOutputs(): void {
     for (const { name, tensor } of this.graph.outputs) {
       const source = this.name(tensor);
-      const published = this.outputName(name);
+      const published = this.scoped(name);
       if (source !== published) this.node('Identity', [source], [published]);
     }
   }
@@ -498,24 +460,15 @@ class Writer implements OnnxWriter {
     return this.domains;
   }
 
-  /** The graph's constants, which a bundle keeps with the weights in its main graph. */
-  constantTensors(): readonly TensorProto[] {
-    return this.constants;
-  }
-
-  /**
-   * The graph as a bundle's branch: its nodes; inputs, weights and constants come from the
-   * main graph (onnxruntime's saved copy of a model repeats a branch's own initializers, and
-   * then refuses to load it).
-   */
+  /** The graph as a bundle's branch: its nodes and constants; inputs and weights come from the main graph. */
   body(): GraphProto {
     return {
       name: this.scoped(this.graph.name),
       node: this.nodes,
-      initializer: [],
+      initializer: this.constants,
       input: [],
       output: this.graph.outputs.map(({ name, tensor }) =>
-        valueInfo(this.outputName(name), tensor.dtype, tensor.shape, `${this.scope}.`),
+        valueInfo(this.scoped(name), tensor.dtype, tensor.shape, `${this.scope}.`),
       ),
     };
   }

@@ -8,7 +8,7 @@ import { arch, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Dim, dimStr, evalDim, isStatic, shapeStr } from './dim.ts';
-import type { DType } from './dtype.ts';
+import { type DType, zeros } from './dtype.ts';
 import {
   BUNDLE_ENTRY,
   type EmitOptions,
@@ -232,14 +232,7 @@ export async function compile(graph: Graph, options: RunnerOptions = {}): Promis
     emitted.model,
     options,
   );
-  const stats: CompileStats = {
-    emitMs: t1 - t0,
-    sessionMs: performance.now() - t1,
-    reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
-    reusedOptimized,
-    weightBytes: emitted.weightBytes,
-    nodeCount: emitted.nodeCount,
-  };
+  const stats = compileStats(emitted, t0, t1, reusedOptimized);
   return new CompiledModel(
     graph.name,
     emitted.key,
@@ -263,20 +256,13 @@ export async function compileBundle(
   const t0 = performance.now();
   const emitted = emitBundle(name, graphs, options);
   const t1 = performance.now();
-  // one user per graph: the session closes when the last of them is released
-  // onnxruntime's saved copy of a model with branches repeats the initializers its optimisers
-  // put inside them, and then refuses to load: a bundle is optimised each time it is opened.
+  // One user per graph: the session closes when the last of them is released. onnxruntime's
+  // saved copy of a model with branches repeats the initializers its optimisers put inside
+  // them, and then refuses to load: a bundle is optimised each time it is opened.
   const opened: Awaited<ReturnType<typeof openSession>>[] = [];
   for (const _ of graphs)
     opened.push(await openSession(name, emitted.key, emitted.model, options, { optimizedCopy: false }));
-  const stats: CompileStats = {
-    emitMs: t1 - t0,
-    sessionMs: performance.now() - t1,
-    reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
-    reusedOptimized: opened[0].reusedOptimized,
-    weightBytes: emitted.weightBytes,
-    nodeCount: emitted.nodeCount,
-  };
+  const stats = compileStats(emitted, t0, t1, false);
   return emitted.entries.map((entry, i) => {
     const fixed: Record<string, HostTensor> = {
       [BUNDLE_ENTRY]: new ort.Tensor('int64', BigInt64Array.of(BigInt(i)), []),
@@ -296,20 +282,30 @@ export async function compileBundle(
 /** A tensor of the spec's dtype with no elements (symbolic axes 0), or zeros where every axis is fixed. */
 function emptyTensor(spec: ValueSpec): HostTensor {
   const dims = spec.shape.map((d) => (isStatic(d) ? d : 0));
-  const size = dims.reduce((a, b) => a * b, 1);
-  const data =
-    spec.dtype === 'int64'
-      ? new BigInt64Array(size)
-      : spec.dtype === 'int32'
-        ? new Int32Array(size)
-        : spec.dtype === 'bool'
-          ? new Uint8Array(size)
-          : spec.dtype === 'float16'
-            ? new Uint16Array(size)
-            : spec.dtype === 'float64'
-              ? new Float64Array(size)
-              : new Float32Array(size);
-  return new ort.Tensor(spec.dtype, data as never, dims);
+  return new ort.Tensor(
+    spec.dtype,
+    zeros(
+      spec.dtype,
+      dims.reduce((a, b) => a * b, 1),
+    ) as never,
+    dims,
+  );
+}
+
+function compileStats(
+  emitted: Pick<EmittedModel, 'model' | 'weightBytes' | 'nodeCount'>,
+  t0: number,
+  t1: number,
+  reusedOptimized: boolean,
+): CompileStats {
+  return {
+    emitMs: t1 - t0,
+    sessionMs: performance.now() - t1,
+    reusedCache: !(emitted.model instanceof Uint8Array) && emitted.model.reused,
+    reusedOptimized,
+    weightBytes: emitted.weightBytes,
+    nodeCount: emitted.nodeCount,
+  };
 }
 
 /** Opens a session for an emitted model, or takes another user of an open one. */
