@@ -1,14 +1,19 @@
-// Reads a decoded picture of the world back into subjects: which pixels wear a subject's
-// colours, the connected regions they form, each region's shape (by how much of its
-// bounding box it fills: a square about all, a circle π/4, a triangle half) and its look
-// (the look whose colours explain most of its pixels). What the composition benchmark
-// counts: both subjects present, each in its own LoRA's look, or one in the other's.
+// Reads a decoded picture of the world back into subjects: where the picture departs from
+// its background, the connected regions that makes, each region's shape (read from its
+// silhouette) and its look (the look whose colours explain its pixels). What the
+// composition benchmark counts: both subjects present, each in its own LoRA's look, or one
+// in the other's.
+//
+// A model's pictures are not the drawn ones: a house may come out greenish, a grey cat
+// lavender, a square with rounded corners. So nothing here compares against the drawn
+// palette where the picture itself can answer. The world's places are horizontal bands and
+// no subject reaches the left or right edge (scenes keep a margin of a latent cell), so each
+// row's background is read from that row's two ends; a subject is what differs from it.
 
 import {
   BASE_LOOK,
   LORA_LOOKS,
   type Look,
-  PLACE_COLOURS,
   type Rgb,
   SHAPE_OF,
   type Shape,
@@ -31,124 +36,256 @@ export interface Detection {
 }
 
 const LOOKS: Look[] = [...SUBJECTS.map((s) => BASE_LOOK[s]), ...Object.values(LORA_LOOKS).map((l) => l.look)];
-const BACKGROUNDS: Rgb[] = Object.values(PLACE_COLOURS).flatMap((p) => [
-  p.top,
-  p.bottom,
-  ...(p.band ? [p.band] : []),
-]);
 const lookColours = (look: Look): Rgb[] => [look.colour, ...(look.stripes ? [look.stripes.colour] : [])];
-const SUBJECT_COLOURS: Rgb[] = LOOKS.flatMap(lookColours);
+const LOOK_COLOURS = LOOKS.flatMap(lookColours);
 
-/** How far a subject's pixel may be from its palette (RGB in [0, 1]): blends between two stripes stay within. */
-const TOLERANCE = 0.35;
-/** Regions smaller than this many pixels are noise, not subjects (the smallest subject is ~4000). */
-const MIN_AREA = 400;
+/** How far (RGB in [0, 1]) a pixel must be from its row's background to be part of a subject. */
+const FOREGROUND = 0.15;
+/** …or this far, whatever its colour. */
+const STANDS_OUT = 0.32;
+/** How near (RGB in [0, 1]) a subject's pixels sit to its own colours. */
+const COHERENT = 0.25;
+/** Regions smaller than this share of the picture are noise (the smallest subject is ~6 %). */
+const MIN_SHARE = 0.006;
 /** Regions larger than this share of the picture are a smeared background, not a subject (the largest is ~0.25). */
 const MAX_SHARE = 0.35;
+/** Boxes further than this from square are bars and smears, not subjects. */
+const ASPECT = { min: 0.6, max: 1.6 };
 
-const distance = (a: ArrayLike<number>, b: Rgb) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+/**
+ * Silhouettes of the shapes in their bounding box: the width at a quarter and three quarters
+ * of the height against the width at half, the same for heights across the width, and the
+ * share of the box filled. Ratios, so that a blurred edge, which narrows a shape everywhere
+ * alike, does not turn a square into a circle. A triangle stands on its base.
+ */
+const SILHOUETTES: Record<Shape, readonly number[]> = {
+  circle: [0.866, 0.866, 0.866, 0.866, Math.PI / 4],
+  square: [1, 1, 1, 1, 1],
+  triangle: [0.5, 1.5, 0.5, 0.5, 0.5],
+};
+/** A silhouette further than this (root mean square) from every shape's is a blob. */
+const SILHOUETTE_TOLERANCE = 0.16;
 
-/** The shape a region's fill of its bounding box says: square ≈ 1, circle ≈ π/4, triangle ≈ ½. */
-export function shapeOfFill(fill: number): Shape {
-  if (fill < 0.64) return 'triangle';
-  if (fill < 0.88) return 'circle';
-  return 'square';
+const distance = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+
+interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
 }
 
-/** Detects subjects in an image [3, H, W] with values in [-1, 1] (the VAE's output range). */
-export function detectSubjects(image: Float32Array, width: number, height: number): Detection[] {
-  const plane = width * height;
-  const rgb = (p: number) => [0, 1, 2].map((c) => Math.min(1, Math.max(0, (image[c * plane + p] + 1) / 2)));
-  const isSubject = new Uint8Array(plane);
-  for (let p = 0; p < plane; p++) {
-    const px = rgb(p);
-    const subject = Math.min(...SUBJECT_COLOURS.map((c) => distance(px, c)));
-    const background = Math.min(...BACKGROUNDS.map((c) => distance(px, c)));
-    if (subject < TOLERANCE && subject < background) isSubject[p] = 1;
+/** A region's silhouette, the figures of SILHOUETTES. */
+export function silhouetteOf(mask: Uint8Array, width: number, box: Box): number[] {
+  const w = box.x1 - box.x0 + 1;
+  const h = box.y1 - box.y0 + 1;
+  // Each figure averages the rows (columns) within a twentieth of the box around the fraction.
+  const band = (length: number) => Math.max(1, Math.round(length / 20));
+  const rowShare = (f: number) => {
+    const centre = box.y0 + Math.round(f * (h - 1));
+    let n = 0;
+    let rows = 0;
+    for (let y = Math.max(box.y0, centre - band(h)); y <= Math.min(box.y1, centre + band(h)); y++, rows++)
+      for (let x = box.x0; x <= box.x1; x++) n += mask[y * width + x];
+    return n / (rows * w);
+  };
+  const columnShare = (f: number) => {
+    const centre = box.x0 + Math.round(f * (w - 1));
+    let n = 0;
+    let columns = 0;
+    for (let x = Math.max(box.x0, centre - band(w)); x <= Math.min(box.x1, centre + band(w)); x++, columns++)
+      for (let y = box.y0; y <= box.y1; y++) n += mask[y * width + x];
+    return n / (columns * h);
+  };
+  let area = 0;
+  for (let y = box.y0; y <= box.y1; y++) for (let x = box.x0; x <= box.x1; x++) area += mask[y * width + x];
+  const across = rowShare(0.5);
+  const down = columnShare(0.5);
+  return [
+    rowShare(0.25) / across,
+    rowShare(0.75) / across,
+    columnShare(0.25) / down,
+    columnShare(0.75) / down,
+    area / (w * h),
+  ];
+}
+
+/** The shape whose silhouette a region's is nearest, or undefined for a blob like none of them. */
+export function shapeOf(mask: Uint8Array, width: number, box: Box): Shape | undefined {
+  const w = box.x1 - box.x0 + 1;
+  const h = box.y1 - box.y0 + 1;
+  if (w / h < ASPECT.min || w / h > ASPECT.max) return undefined;
+  const figures = silhouetteOf(mask, width, box);
+  let best: { shape?: Shape; error: number } = { error: SILHOUETTE_TOLERANCE };
+  for (const [shape, template] of Object.entries(SILHOUETTES) as [Shape, readonly number[]][]) {
+    const error = Math.sqrt(figures.reduce((s, v, i) => s + (v - template[i]) ** 2, 0) / figures.length);
+    if (error < best.error) best = { shape, error };
   }
-  const seen = new Uint8Array(plane);
-  const found: Detection[] = [];
+  return best.shape;
+}
+
+/** Per row, the background's colour: the median of the row's two ends, over a few neighbouring rows. */
+function rowBackgrounds(rgb: (p: number) => number[], width: number, height: number): Float32Array {
+  const strip = Math.max(2, Math.round(width / 64));
+  const reach = Math.max(1, Math.round(height / 64));
+  const out = new Float32Array(3 * height);
+  for (let y = 0; y < height; y++) {
+    const samples: number[][] = [];
+    for (let yy = Math.max(0, y - reach); yy <= Math.min(height - 1, y + reach); yy++)
+      for (let i = 1; i <= strip; i++) samples.push(rgb(yy * width + i), rgb(yy * width + width - 1 - i));
+    for (let c = 0; c < 3; c++) {
+      const values = samples.map((s) => s[c]).sort((a, b) => a - b);
+      out[3 * y + c] = values[values.length >> 1];
+    }
+  }
+  return out;
+}
+
+/** The mask opened by a square of `radius`: specks and threads go, shapes stay. */
+function opened(mask: Uint8Array, width: number, height: number, radius: number): Uint8Array {
+  const pass = (src: Uint8Array, keep: (all: boolean, any: boolean) => boolean) => {
+    const dst = new Uint8Array(src.length);
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        let all = true;
+        let any = false;
+        for (let dy = -radius; dy <= radius; dy++)
+          for (let dx = -radius; dx <= radius; dx++) {
+            const nx = Math.min(width - 1, Math.max(0, x + dx));
+            const ny = Math.min(height - 1, Math.max(0, y + dy));
+            const v = src[ny * width + nx] === 1;
+            all &&= v;
+            any ||= v;
+          }
+        dst[y * width + x] = keep(all, any) ? 1 : 0;
+      }
+    return dst;
+  };
+  return pass(
+    pass(mask, (all) => all),
+    (_, any) => any,
+  );
+}
+
+/** Connected regions (4-neighbours) of a mask, with their boxes and sizes. */
+function regions(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+): { mask: Uint8Array; box: Box; area: number }[] {
+  const seen = new Uint8Array(mask.length);
+  const out: { mask: Uint8Array; box: Box; area: number }[] = [];
   const stack: number[] = [];
-  for (let start = 0; start < plane; start++) {
-    if (!isSubject[start] || seen[start]) continue;
-    const mask = new Uint8Array(plane);
+  for (let start = 0; start < mask.length; start++) {
+    if (!mask[start] || seen[start]) continue;
+    const region = new Uint8Array(mask.length);
+    const box = { x0: width, y0: height, x1: -1, y1: -1 };
     let area = 0;
-    let [x0, y0, x1, y1] = [width, height, -1, -1];
     stack.push(start);
     seen[start] = 1;
     while (stack.length > 0) {
       const p = stack.pop() as number;
-      mask[p] = 1;
+      region[p] = 1;
       area++;
       const x = p % width;
       const y = (p - x) / width;
-      [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
-      for (const [nx, ny] of [
-        [x - 1, y],
-        [x + 1, y],
-        [x, y - 1],
-        [x, y + 1],
-      ]) {
-        const q = ny * width + nx;
-        if (nx >= 0 && ny >= 0 && nx < width && ny < height && isSubject[q] && !seen[q]) {
+      box.x0 = Math.min(box.x0, x);
+      box.y0 = Math.min(box.y0, y);
+      box.x1 = Math.max(box.x1, x);
+      box.y1 = Math.max(box.y1, y);
+      for (const q of [x > 0 ? p - 1 : -1, x < width - 1 ? p + 1 : -1, p - width, p + width]) {
+        if (q >= 0 && q < mask.length && mask[q] && !seen[q]) {
           seen[q] = 1;
           stack.push(q);
         }
       }
     }
-    if (area < MIN_AREA || area > MAX_SHARE * plane) continue;
-    const fill = area / ((x1 - x0 + 1) * (y1 - y0 + 1));
-    const shape = shapeOfFill(fill);
-    if (!wellFormed(mask, width, { x0, y0, x1, y1 }, fill, shape)) continue;
-    const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
-    // The look whose colours sit closest to the region's pixels on average (stripes count both colours).
-    const pixels: number[][] = [];
-    for (let p = 0; p < plane; p++) if (mask[p]) pixels.push(rgb(p));
-    let best = { look: LOOKS[0], distance: Number.POSITIVE_INFINITY };
-    for (const look of LOOKS) {
-      const colours = lookColours(look);
-      const mean = pixels.reduce((s, px) => s + Math.min(...colours.map((c) => distance(px, c))), 0) / area;
-      if (mean < best.distance) best = { look, distance: mean };
-    }
-    found.push({
-      subject,
-      shape,
-      look: best.look.name,
-      lookDistance: best.distance,
-      box: { x0, y0, x1, y1 },
-      area,
-      mask,
-    });
+    out.push({ mask: region, box, area });
   }
-  return found.sort((a, b) => b.area - a.area);
+  return out;
+}
+
+const pixelReader = (image: Float32Array, plane: number) => (p: number) =>
+  [0, 1, 2].map((c) => Math.min(1, Math.max(0, (image[c * plane + p] + 1) / 2)));
+
+/** The pixels (one byte each) that differ from their row's background, specks removed. */
+export function foregroundOf(image: Float32Array, width: number, height: number): Uint8Array {
+  const plane = width * height;
+  const rgb = pixelReader(image, plane);
+  const background = rowBackgrounds(rgb, width, height);
+  const foreground = new Uint8Array(plane);
+  for (let p = 0; p < plane; p++) {
+    const y = Math.floor(p / width);
+    const px = rgb(p);
+    const fromBackground = distance(px, background.subarray(3 * y, 3 * y + 3));
+    const fromLooks = Math.min(...LOOK_COLOURS.map((c) => distance(px, c)));
+    if (fromBackground > STANDS_OUT || (fromBackground > FOREGROUND && fromLooks < fromBackground))
+      foreground[p] = 1;
+  }
+  return opened(foreground, width, height, Math.max(1, Math.round(width / 128)));
+}
+
+/** The look whose colours sit closest to a region's pixels on average (stripes count both colours). */
+function nearestLook(pixels: readonly number[][]): { look: Look; distance: number } {
+  let best = { look: LOOKS[0], distance: Number.POSITIVE_INFINITY };
+  for (const look of LOOKS) {
+    const colours = lookColours(look);
+    const mean =
+      pixels.reduce((s, px) => s + Math.min(...colours.map((c) => distance(px, c))), 0) / pixels.length;
+    if (mean < best.distance) best = { look, distance: mean };
+  }
+  return best;
 }
 
 /**
- * Whether a region is drawn like the world's subjects rather than a blob: about as wide as
- * tall, filling its box as a shape does, and a triangle narrow at the top and wide at the base.
+ * A region that is no shape may be a subject with a patch of background grown onto it: keep
+ * the pixels near its own colours (its median, and its nearest look's) and try the largest
+ * piece that leaves.
  */
-function wellFormed(
-  mask: Uint8Array,
+function withoutStrays(
+  region: { mask: Uint8Array; area: number },
+  rgb: (p: number) => number[],
   width: number,
-  box: { x0: number; y0: number; x1: number; y1: number },
-  fill: number,
-  shape: Shape,
-): boolean {
-  const w = box.x1 - box.x0 + 1;
-  const h = box.y1 - box.y0 + 1;
-  if (w / h < 0.7 || w / h > 1.45 || fill < 0.4) return false;
-  if (shape !== 'triangle') return true;
-  const rowWidth = (y: number) => {
-    let n = 0;
-    for (let x = box.x0; x <= box.x1; x++) n += mask[y * width + x];
-    return n;
-  };
-  const quarter = Math.max(1, Math.floor(h / 4));
-  let top = 0;
-  let bottom = 0;
-  for (let i = 0; i < quarter; i++) {
-    top += rowWidth(box.y0 + i);
-    bottom += rowWidth(box.y1 - i);
+  height: number,
+): { mask: Uint8Array; box: Box; area: number } | undefined {
+  const at: number[] = [];
+  for (let p = 0; p < region.mask.length; p++) if (region.mask[p]) at.push(p);
+  const pixels = at.map(rgb);
+  const median = [0, 1, 2].map((c) => {
+    const v = pixels.map((px) => px[c]).sort((a, b) => a - b);
+    return v[v.length >> 1];
+  });
+  const colours = [median, ...lookColours(nearestLook(pixels).look)];
+  const kept = new Uint8Array(region.mask.length);
+  at.forEach((p, i) => {
+    if (Math.min(...colours.map((c) => distance(pixels[i], c))) < COHERENT) kept[p] = 1;
+  });
+  const pieces = regions(opened(kept, width, height, Math.max(1, Math.round(width / 128))), width, height);
+  return pieces.sort((a, b) => b.area - a.area)[0];
+}
+
+/** Detects subjects in an image [3, H, W] with values in [-1, 1] (the VAE's output range). */
+export function detectSubjects(image: Float32Array, width: number, height: number): Detection[] {
+  const plane = width * height;
+  const rgb = pixelReader(image, plane);
+  const found: Detection[] = [];
+  for (const candidate of regions(foregroundOf(image, width, height), width, height)) {
+    if (candidate.area < MIN_SHARE * plane || candidate.area > MAX_SHARE * plane) continue;
+    let region: { mask: Uint8Array; box: Box; area: number } | undefined = candidate;
+    let shape = shapeOf(region.mask, width, region.box);
+    if (!shape) {
+      region = withoutStrays(candidate, rgb, width, height);
+      if (!region || region.area < MIN_SHARE * plane) continue;
+      shape = shapeOf(region.mask, width, region.box);
+      if (!shape) continue;
+    }
+    const { mask, box, area } = region;
+    const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
+    const pixels: number[][] = [];
+    for (let p = 0; p < plane; p++) if (mask[p]) pixels.push(rgb(p));
+    const best = nearestLook(pixels);
+    found.push({ subject, shape, look: best.look.name, lookDistance: best.distance, box, area, mask });
   }
-  return top < 0.5 * bottom;
+  return found.sort((a, b) => b.area - a.area);
 }

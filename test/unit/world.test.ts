@@ -236,6 +236,54 @@ describe('the world’s detector', () => {
     assert.ok(subjects > 30);
   });
 
+  it('reads pictures as a model paints them: soft edges, shifted colours, a patch grown onto a subject', () => {
+    const side = 256;
+    // A box blur of 4 pixels (a model's rounded corners) and every colour pushed towards blue
+    // (the world model paints its grey cat lavender).
+    const soften = (image: Float32Array) => {
+      const out = new Float32Array(image.length);
+      const r = 4;
+      for (let c = 0; c < 3; c++)
+        for (let y = 0; y < side; y++)
+          for (let x = 0; x < side; x++) {
+            let sum = 0;
+            let n = 0;
+            for (let dy = -r; dy <= r; dy++)
+              for (let dx = -r; dx <= r; dx++) {
+                const yy = Math.min(side - 1, Math.max(0, y + dy));
+                const xx = Math.min(side - 1, Math.max(0, x + dx));
+                sum += image[(c * side + yy) * side + xx];
+                n++;
+              }
+            out[(c * side + y) * side + x] = sum / n + (c === 2 ? 0.2 : -0.05);
+          }
+      return out;
+    };
+    for (let seed = 0; seed < 12; seed++) {
+      const scene = drawScene(seed, seed % 2 ? { triggers: { penguin: 'ohwx' } } : {});
+      const found = detectSubjects(soften(sceneImage(scene)), side, side);
+      assert.deepEqual(
+        found.map((d) => `${d.subject}/${d.look}`).sort(),
+        scene.subjects.map((s) => `${s.subject}/${lookOf(s).name}`).sort(),
+        `seed ${seed}: ${caption(scene)}`,
+      );
+    }
+    // A square with a patch of off-colour background grown onto its side is still a square.
+    const scene = drawScene(5, { subjects: ['penguin'], place: 'house' });
+    const image = sceneImage(scene);
+    const s = scene.subjects[0];
+    const [x0, y0] = [Math.round((s.x + s.size / 2) * 8) - 2, Math.round((s.y - s.size / 4) * 8)];
+    for (let y = y0; y < y0 + 30; y++)
+      for (let x = x0; x < Math.min(side - 12, x0 + 40); x++)
+        [0.7, 0.8, 0.45].forEach((v, c) => {
+          image[(c * side + y) * side + x] = v * 2 - 1;
+        });
+    assert.deepEqual(
+      detectSubjects(image, side, side).map((d) => `${d.subject}/${d.look}`),
+      ['penguin/black'],
+    );
+  });
+
   it('takes no blob for a subject: a long bar, or a triangle standing on its apex', () => {
     const side = 256;
     const image = sceneImage({ place: 'house', subjects: [] });
