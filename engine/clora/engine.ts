@@ -3,6 +3,7 @@
 // masks, maps, losses and timings.
 
 import { statSync } from 'node:fs';
+import { nativeImageSize } from '../architecture.ts';
 import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
 import { type AttentionKernel, DEFAULT_CHUNK_BYTES_PER_SAMPLE } from '../models/attention.ts';
@@ -12,7 +13,6 @@ import {
   compileVaeDecoder,
   type ModelOptions,
 } from '../models/compiled.ts';
-import { nativeImageSize } from '../models/config.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
 import { type CLoraNetworks, compileCLoraUNet, compileGuidance } from './graphs.ts';
