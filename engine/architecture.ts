@@ -99,6 +99,21 @@ export function nativeImageSize(
   return unet.sample_size * 2 ** (vae.block_out_channels.length - 1);
 }
 
+/**
+ * The lattice image sides sit on: the VAE's scale factor 2^(levels − 1) times the UNet's
+ * downsampling 2^(down blocks − 1), so that every UNet level's latent grid (and its attention maps) has whole cells.
+ * SD 1.5: 8 × 8 = 64.
+ */
+export function sideLattice(
+  unet: Pick<UNetConfig, 'down_block_types'>,
+  vae: Pick<VaeConfig, 'block_out_channels'>,
+): number {
+  return 2 ** (vae.block_out_channels.length - 1) * 2 ** (unet.down_block_types.length - 1);
+}
+
+/** SD 1.x's side lattice, for whatever checks sizes where no checkpoint is at hand. */
+export const SD15_SIDE_LATTICE = sideLattice(SD15_UNET, SD15_VAE);
+
 /** Reads a diffusers config.json object over SD 1.5's defaults, keeping only known keys. */
 export function parseConfig<T extends object>(defaults: T, raw: Record<string, unknown>): T {
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
