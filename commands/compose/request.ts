@@ -93,18 +93,14 @@ export const DEFAULT_COMPOSE_LIMITS: Readonly<ComposeLimits> = Object.freeze({
   maxNegativeLength: 1000,
 });
 
-/** What an option left out means. */
-export interface ComposeDefaults {
-  steps: number;
-  /** null: the model's own size (unet sample_size × VAE scale factor), known where the model runs */
-  width: number | null;
-  height: number | null;
-  cfg: number;
-  sampler: Sampler;
-  method: CompositionMethod;
-  masks: boolean;
-  negativePrompt: string;
-}
+/**
+ * What an option left out means: the request's own settings (a null side: the model's own size,
+ * unet sample_size × VAE scale factor, known where the model runs).
+ */
+export type ComposeDefaults = Pick<
+  ComposeRequest,
+  'steps' | 'width' | 'height' | 'cfg' | 'sampler' | 'method' | 'masks' | 'negativePrompt'
+>;
 
 export const DEFAULT_COMPOSE_DEFAULTS: Readonly<ComposeDefaults> = Object.freeze({
   steps: 50,
