@@ -20,9 +20,14 @@ const path = (what: string) => kind(z.string().min(1), `a path to ${what}`);
 const int = (min: number, max: number) =>
   kind(z.coerce.number().int().min(min).max(max), `an integer from ${min} to ${max}`);
 
-/** Image sides: SD 1.5's VAE and UNet halve a side three times after the VAE's 8× reduction. */
-const side = (min: number, max: number) =>
-  kind(z.coerce.number().int().min(min).max(max).multipleOf(64), `a multiple of 64 from ${min} to ${max}`);
+/** Image sides, on the engine's side lattice (VAE scale factor × UNet downsampling). */
+const side = (min: number, max: number) => {
+  const { sideMultiple } = DEFAULT_COMPOSE_LIMITS;
+  return kind(
+    z.coerce.number().int().min(min).max(max).multipleOf(sideMultiple),
+    `a multiple of ${sideMultiple} from ${min} to ${max}`,
+  );
+};
 
 const decimal = (min: number, max: number) =>
   kind(z.coerce.number().min(min).max(max), `a number from ${min} to ${max}`);
@@ -146,8 +151,8 @@ export const configKeys = {
   MAX_STEPS: withDefault(int(1, 1000), DEFAULT_COMPOSE_LIMITS.maxSteps, {
     description: 'most denoising steps one job may ask for',
   }),
-  MAX_SIZE: withDefault(side(64, 4096), DEFAULT_COMPOSE_LIMITS.maxSide, {
-    description: 'largest image width or height in pixels (a multiple of 64)',
+  MAX_SIZE: withDefault(side(DEFAULT_COMPOSE_LIMITS.sideMultiple, 4096), DEFAULT_COMPOSE_LIMITS.maxSide, {
+    description: `largest image width or height in pixels (a multiple of ${DEFAULT_COMPOSE_LIMITS.sideMultiple})`,
   }),
   USER_CONCURRENCY: withDefault(int(1, 100), 1, {
     description: 'jobs one user may have queued or running at once',

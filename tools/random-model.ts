@@ -17,7 +17,6 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { bytesOf } from '../engine/graph/dtype.ts';
 import {
   type ClipTextConfig,
   SD15_TEXT_ENCODER,
@@ -25,7 +24,8 @@ import {
   SD15_VAE,
   type UNetConfig,
   type VaeConfig,
-} from '../engine/models/config.ts';
+} from '../engine/architecture.ts';
+import { bytesOf } from '../engine/graph/dtype.ts';
 import type { Checkpoint } from '../engine/weights/checkpoint.ts';
 import {
   fillValues,

@@ -10,8 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type ClipTextConfig, parseConfig, SD15_TEXT_ENCODER } from '../engine/architecture.ts';
 import * as G from '../engine/graph/index.ts';
-import { type ClipTextConfig, parseConfig, SD15_TEXT_ENCODER } from '../engine/models/config.ts';
 import { trainingSchedule } from '../engine/schedulers/schedule.ts';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.ts';
 import { AdamW } from '../engine/training/adamw.ts';
@@ -100,14 +100,15 @@ interface Phase {
   params: TensorStore;
   /** where the parameters are saved (and resumed from) */
   paramsPath: string;
-  compile: () => Promise<TrainingStep>;
+  /** the graph to train: its loss and any figures to report (built only if the phase has steps left) */
+  trainingGraph: () => { graph: G.Graph; loss: G.Tensor; report?: Record<string, G.Tensor> };
   batch: (step: number) => Promise<{
     feeds: Record<string, G.HostTensor>;
     /** more figures for the log, from the step's reports */
     report?: (outputs: Record<string, G.HostTensor>) => number[];
   }>;
-  learningRate: number;
-  warmup: number;
+  /** the recipe's peak learning rate and its warm-up steps */
+  schedule: { learningRate: number; warmup: number };
   /** also written at every checkpoint */
   onSave?: () => void;
 }
@@ -147,7 +148,8 @@ async function train(phase: Phase, o: RunOptions, progress: Progress): Promise<b
   const moments = existsSync(momentsPath) ? TensorStore.read(momentsPath) : new TensorStore('AdamW moments');
   const optimiser = new AdamW(phase.params, moments);
   optimiser.steps = progress.steps[name];
-  const step = await phase.compile();
+  const { graph, loss, report } = phase.trainingGraph();
+  const step = await TrainingStep.compile(graph, loss, phase.params, { intraOpThreads: o.threads, report });
   const save = () => {
     writeAtomically(phase.paramsPath, phase.params.encode({ format: 'pt' }));
     writeAtomically(momentsPath, optimiser.moments.encode({ format: 'pt' }));
@@ -163,7 +165,8 @@ async function train(phase: Phase, o: RunOptions, progress: Progress): Promise<b
     while (progress.steps[name] < phase.target && !stopRequested && Date.now() < o.deadline) {
       const at = progress.steps[name];
       const { feeds, report } = await phase.batch(at);
-      const result = await step.run(feeds, optimiser, learningRate(phase.learningRate, phase.warmup, at));
+      const { learningRate: peak, warmup } = phase.schedule;
+      const result = await step.run(feeds, optimiser, learningRate(peak, warmup, at));
       progress.steps[name] = at + 1;
       window.push([result.loss, ...(report?.(result.outputs) ?? [])]);
       if (progress.steps[name] % LOG_EVERY === 0) {
@@ -210,10 +213,7 @@ export async function trainWorld(o: RunOptions): Promise<void> {
       target: o.targets.vae,
       params: vae,
       paramsPath: vaePath,
-      compile: () => {
-        const { graph, loss } = vaeTrainingGraph(vae, WORLD_VAE, v.batch, v.crop);
-        return TrainingStep.compile(graph, loss, vae, { intraOpThreads: o.threads });
-      },
+      trainingGraph: () => vaeTrainingGraph(vae, WORLD_VAE, v.batch, v.crop),
       batch: async (step) => {
         const b = vaeBatch(o.seed, step, v.batch, v.crop, v.latentNoise);
         return {
@@ -223,8 +223,7 @@ export async function trainWorld(o: RunOptions): Promise<void> {
           },
         };
       },
-      learningRate: v.learningRate,
-      warmup: v.warmup,
+      schedule: v,
     },
     o,
     progress,
@@ -273,13 +272,9 @@ export async function trainWorld(o: RunOptions): Promise<void> {
       target: o.targets.unet,
       params: unet,
       paramsPath: unetPath,
-      compile: () => {
-        const { graph, loss, report } = unetTrainingGraph(unet, WORLD_UNET, u.batch, u.localisation);
-        return TrainingStep.compile(graph, loss, unet, { intraOpThreads: o.threads, report });
-      },
+      trainingGraph: () => unetTrainingGraph(unet, WORLD_UNET, u.batch, u.localisation),
       batch: (step) => unetFeeds(o.seed, step, u),
-      learningRate: u.learningRate,
-      warmup: u.warmup,
+      schedule: u,
     },
     o,
     progress,
@@ -290,7 +285,7 @@ export async function trainWorld(o: RunOptions): Promise<void> {
     if (!unetDone) break;
     const { subject } = LORA_LOOKS[trigger];
     const slots = new AttentionLoraSlots();
-    const { graph, loss, report } = unetTrainingGraph(unet, WORLD_UNET, l.batch, 0, slots, () => false);
+    const loraGraph = unetTrainingGraph(unet, WORLD_UNET, l.batch, 0, slots, () => false);
     const name = `lora-${trigger}`;
     const factorsPath = join(dir, TRAINING_DIR, `${name}.factors.safetensors`);
     const factors = loadOrInit(factorsPath, () => initialFactors(slots, o.seed * 10 + k + 1));
@@ -302,10 +297,9 @@ export async function trainWorld(o: RunOptions): Promise<void> {
         target: o.targets.lora,
         params: factors,
         paramsPath: factorsPath,
-        compile: () => TrainingStep.compile(graph, loss, factors, { intraOpThreads: o.threads, report }),
+        trainingGraph: () => loraGraph,
         batch: (step) => unetFeeds(o.seed + 1000 * (k + 1), step, settings, gates),
-        learningRate: l.learningRate,
-        warmup: l.warmup,
+        schedule: l,
         onSave: () =>
           writeAtomically(
             join(dir, LORA_DIR, `${loraName(trigger)}.safetensors`),

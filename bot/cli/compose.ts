@@ -37,7 +37,7 @@ function usage(settings: ComposeSettings, device: string): string {
 compose options (the /compose language; limits from MAX_STEPS, MAX_SIZE, MAX_LORAS):
   --seed N                random unless given
   --steps N               default ${d.steps}, at most ${settings.limits.maxSteps}
-  --size WxH              multiples of 64 from ${settings.limits.minSide} to ${settings.limits.maxSide}; default ${d.width === null || d.height === null ? "the model's own size (512x512 for SD 1.5), at most MAX_SIZE" : `${d.width}x${d.height}`}
+  --size WxH              multiples of ${settings.limits.sideMultiple} from ${settings.limits.minSide} to ${settings.limits.maxSide}; default ${d.width === null || d.height === null ? "the model's own size (512x512 for SD 1.5), at most MAX_SIZE" : `${d.width}x${d.height}`}
   --cfg X                 default ${d.cfg}
   --neg "…"               negative prompt
   --sampler S             default ${d.sampler}
@@ -253,6 +253,8 @@ async function main(): Promise<void> {
     provider: o.device,
     threads: o.threads,
     cacheDir: o.cache ?? resolve('.cache', 'models'),
+    // MAX_LORAS, MAX_STEPS and MAX_SIZE bound the engine too, as a worker's (engineOptions).
+    limits: config.limits,
   });
   const lookup = (name: string): ResolvedLora => {
     const entry = [...o.loras.entries()].find(([n]) => n.toLowerCase() === name.toLowerCase());

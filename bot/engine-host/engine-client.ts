@@ -33,7 +33,7 @@ export function engineOptions(config: Config): EngineOptions {
     clipSkip: engine.clipSkip,
     cacheDir: engine.cacheDir,
     memoryBudgetBytes: engine.memoryBudgetMb === undefined ? undefined : engine.memoryBudgetMb * 1024 ** 2,
-    limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, minSize: 64, maxSize: limits.maxSize },
+    limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, maxSize: limits.maxSize },
   };
 }
 

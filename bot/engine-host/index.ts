@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
 import type { Config } from '../../config/index.ts';
 import { mallocAdvice } from '../../engine/allocator.ts';
-import { nativeImageSize } from '../../engine/models/config.ts';
+import { nativeImageSize } from '../../engine/architecture.ts';
 import { ClipTokenizer } from '../../engine/tokenizer/index.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { LoraCheckThread } from '../library/check-client.ts';

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { RecipeReading as PictureReading } from '../../commands/ports.ts';
 import type { CompositionSpec } from '../../engine/clora/spec.ts';
+import { isSamplerName, type SamplerName } from '../../engine/schedulers/index.ts';
 import { isPng, type PngTextEntry, readPngText } from './png-text.ts';
 
 /** The keyword of A1111's text entry. */
@@ -116,7 +117,7 @@ export function recipeFromSpec(
 }
 
 /** Our sampler names as A1111 spells them (PNDM without its Runge–Kutta warm-up is A1111's PLMS). */
-const A1111_SAMPLERS: Readonly<Record<string, string>> = {
+const A1111_SAMPLERS: Readonly<Record<SamplerName, string>> = {
   ddim: 'DDIM',
   euler: 'Euler',
   euler_a: 'Euler a',
@@ -141,7 +142,7 @@ export function a1111Parameters(recipe: Recipe): string {
   if (recipe.negativePrompt) lines.push(`Negative prompt: ${recipe.negativePrompt}`);
   const fields: Array<[string, string]> = [
     ['Steps', String(recipe.steps)],
-    ['Sampler', A1111_SAMPLERS[recipe.sampler] ?? recipe.sampler],
+    ['Sampler', isSamplerName(recipe.sampler) ? A1111_SAMPLERS[recipe.sampler] : recipe.sampler],
     ['CFG scale', String(recipe.cfg)],
     ['Seed', String(recipe.seed)],
     ['Size', `${recipe.width}x${recipe.height}`],

@@ -1,6 +1,7 @@
 // The normalised result of a /compose command: what the queue carries and the engine runs,
 // with the limits and defaults it is read with. The sampler and method names are the engine's.
 
+import { SD15_SIDE_LATTICE } from '../../engine/architecture.ts';
 import { defaultImageSize, type Method } from '../../engine/clora/spec.ts';
 import { SAMPLERS as ENGINE_SAMPLERS, type SamplerName } from '../../engine/schedulers/index.ts';
 
@@ -69,7 +70,7 @@ export interface ComposeLimits {
   maxCfg: number;
   minSide: number;
   maxSide: number;
-  /** SD 1.5's VAE and UNet need sides divisible by 64 for the quarter-latent attention grid to line up. */
+  /** The engine's side lattice (VAE scale factor × UNet downsampling: 64 for SD 1.x); sides are multiples of it. */
   sideMultiple: number;
   maxSeed: number;
   maxPromptLength: number;
@@ -86,24 +87,20 @@ export const DEFAULT_COMPOSE_LIMITS: Readonly<ComposeLimits> = Object.freeze({
   maxCfg: 30,
   minSide: 256,
   maxSide: 1024,
-  sideMultiple: 64,
+  sideMultiple: SD15_SIDE_LATTICE,
   maxSeed: 2 ** 32 - 1,
   maxPromptLength: 1000,
   maxNegativeLength: 1000,
 });
 
-/** What an option left out means. */
-export interface ComposeDefaults {
-  steps: number;
-  /** null: the model's own size (unet sample_size × VAE scale factor), known where the model runs */
-  width: number | null;
-  height: number | null;
-  cfg: number;
-  sampler: Sampler;
-  method: CompositionMethod;
-  masks: boolean;
-  negativePrompt: string;
-}
+/**
+ * What an option left out means: the request's own settings (a null side: the model's own size,
+ * unet sample_size × VAE scale factor, known where the model runs).
+ */
+export type ComposeDefaults = Pick<
+  ComposeRequest,
+  'steps' | 'width' | 'height' | 'cfg' | 'sampler' | 'method' | 'masks' | 'negativePrompt'
+>;
 
 export const DEFAULT_COMPOSE_DEFAULTS: Readonly<ComposeDefaults> = Object.freeze({
   steps: 50,
@@ -155,7 +152,9 @@ export function composeSettingsOf(limits: OperatorLimits, nativeSize?: number): 
   // A MAX_SIZE under the usual smallest side narrows the range rather than emptying it.
   const minSide = Math.min(DEFAULT_COMPOSE_LIMITS.minSide, maxSide);
   const side =
-    nativeSize === undefined ? null : defaultImageSize(nativeSize, { minSize: minSide, maxSize: maxSide });
+    nativeSize === undefined
+      ? null
+      : defaultImageSize(nativeSize, { minSize: minSide, maxSize: maxSide }, sideMultiple);
   return composeSettings({
     limits: { maxLoras: limits.maxLoras, maxSteps: limits.maxSteps, maxSide, minSide },
     defaults: { width: side, height: side },

@@ -3,6 +3,7 @@
 // masks, maps, losses and timings.
 
 import { statSync } from 'node:fs';
+import { nativeImageSize, sideLattice } from '../architecture.ts';
 import type { OptimizationLevel, Provider } from '../graph/index.ts';
 import { type LoraFile, readLora } from '../lora/file.ts';
 import { type AttentionKernel, DEFAULT_CHUNK_BYTES_PER_SAMPLE } from '../models/attention.ts';
@@ -12,7 +13,6 @@ import {
   compileVaeDecoder,
   type ModelOptions,
 } from '../models/compiled.ts';
-import { nativeImageSize } from '../models/config.ts';
 import { ClipTokenizer } from '../tokenizer/index.ts';
 import { type Checkpoint, openCheckpoint } from '../weights/checkpoint.ts';
 import { type CLoraNetworks, compileCLoraUNet, compileGuidance } from './graphs.ts';
@@ -33,7 +33,6 @@ import {
 import { planComposition } from './plan.ts';
 import {
   type CompositionSpec,
-  DEFAULT_LIMITS,
   defaultImageSize,
   type LoraRef,
   type SpecLimits,
@@ -54,6 +53,7 @@ export interface EngineOptions {
   /** where compiled models with external weights are kept between runs */
   cacheDir?: string;
   externalDataThreshold?: number;
+  /** the host's request limits (MAX_LORAS, MAX_STEPS, MAX_SIZE); without them, only what the model needs is checked */
   limits?: SpecLimits;
   /** attention kernel (default chunked: memory-efficient) */
   attention?: AttentionKernel;
@@ -91,7 +91,7 @@ export class Engine {
     readonly tokenizer: ClipTokenizer,
     private readonly nets: { textEncoder: CompiledNetwork; vae: CompiledNetwork },
     private readonly modelOptions: ModelOptions,
-    readonly limits: SpecLimits,
+    readonly limits: SpecLimits | undefined,
     readonly loadTimings: LoadTimings,
     /** what the batches may take, and the model that estimates what they do take */
     readonly memory: BatchMemory,
@@ -140,7 +140,7 @@ export class Engine {
       tokenizer,
       { textEncoder, vae },
       modelOptions,
-      options.limits ?? DEFAULT_LIMITS,
+      options.limits,
       timings,
       memory,
     );
@@ -177,9 +177,15 @@ export class Engine {
     return nativeImageSize(this.checkpoint.unet.config, this.checkpoint.vae.config);
   }
 
+  /** The lattice image sides must sit on (VAE scale factor × UNet downsampling): 64 for SD 1.x. */
+  get sideLattice(): number {
+    return sideLattice(this.checkpoint.unet.config, this.checkpoint.vae.config);
+  }
+
   /** The size a request without one gets: the native size, capped by the largest allowed side. */
   get defaultSize(): number {
-    return defaultImageSize(this.nativeSize, this.limits);
+    const lattice = this.sideLattice;
+    return defaultImageSize(this.nativeSize, { minSize: lattice, maxSize: this.limits?.maxSize }, lattice);
   }
 
   /** Reads a LoRA file against this checkpoint (cached until the file changes). */
@@ -216,7 +222,7 @@ export class Engine {
   }
 
   async compose(spec: CompositionSpec, hooks: Hooks = {}): Promise<CompositionResult> {
-    validateSpec(spec, this.limits);
+    validateSpec(spec, this.limits, this.sideLattice);
     const plan = planComposition(spec, this.tokenizer);
     for (const b of plan.branches) for (const { lora } of b.loras) this.loadLora(lora); // file errors before compute
     const output = await runPlan(this.models(), plan, { ...spec }, hooks);

@@ -28,7 +28,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { totalmem } from 'node:os';
-import type { UNetConfig } from '../models/config.ts';
+import type { UNetConfig } from '../architecture.ts';
 import type { WeightSet } from '../weights/weight-set.ts';
 import { SpecError } from './spec.ts';
 

@@ -1,6 +1,7 @@
 // A composition request as the engine takes it, with the published CLoRA defaults scaled
 // to the step count, and the checks that refuse a bad request before any compute.
 
+import { nativeImageSize, SD15_SIDE_LATTICE, SD15_UNET, SD15_VAE } from '../architecture.ts';
 import { InputError } from '../errors.ts';
 import { isSamplerName, type SamplerName } from '../schedulers/index.ts';
 import type { Morphology } from './masks.ts';
@@ -69,20 +70,31 @@ export interface CompositionSpec {
   textEncoderLora: boolean;
 }
 
+/**
+ * The request limits a host enforces (the operator's MAX_LORAS, MAX_STEPS, MAX_SIZE; their owner is
+ * commands/compose/request.ts): a worker checks them again, since its job may come from another
+ * host's bot. Without them the engine checks only what the model itself needs.
+ */
 export interface SpecLimits {
   maxLoras: number;
   maxSteps: number;
-  minSize: number;
+  /** the largest image side */
   maxSize: number;
 }
 
-export const DEFAULT_LIMITS: SpecLimits = { maxLoras: 8, maxSteps: 150, minSize: 64, maxSize: 1024 };
-
-/** The model's own side capped by the largest allowed one, on the 64-pixel lattice sizes use. */
-export function defaultImageSize(native: number, limits: Pick<SpecLimits, 'minSize' | 'maxSize'>): number {
-  const largest = Math.max(64, Math.floor(limits.maxSize / 64) * 64);
-  const onLattice = Math.max(64, Math.round(native / 64) * 64);
-  return Math.max(Math.min(onLattice, largest), Math.min(limits.minSize, largest));
+/**
+ * The model's own side on the side lattice, capped by the largest allowed side (where there is
+ * one) and kept at least the smallest.
+ */
+export function defaultImageSize(
+  native: number,
+  range: { minSize: number; maxSize?: number },
+  lattice = SD15_SIDE_LATTICE,
+): number {
+  const largest =
+    range.maxSize === undefined ? Infinity : Math.max(lattice, Math.floor(range.maxSize / lattice) * lattice);
+  const own = Math.max(lattice, Math.round(native / lattice) * lattice);
+  return Math.max(Math.min(own, largest), Math.min(range.minSize, largest));
 }
 
 /** Published CLoRA guidance settings, scaled from their 50-step schedule to `steps`. */
@@ -107,8 +119,8 @@ export function defaultGuidance(steps: number): GuidanceOptions {
 export type SpecInput = Omit<Partial<CompositionSpec>, 'guidance'> &
   Pick<CompositionSpec, 'prompt' | 'subjects'> & { guidance?: Partial<GuidanceOptions> };
 
-/** SD 1.5's own image side; an engine states its model's (Engine.defaultSize). */
-export const SD15_IMAGE_SIZE = 512;
+/** SD 1.5's own image side (512); an engine states its model's (Engine.defaultSize). */
+export const SD15_IMAGE_SIZE = nativeImageSize(SD15_UNET, SD15_VAE);
 
 /**
  * Fills defaults: 50 DDIM steps, CFG 7.5, a square of `size` (the model's own size, e.g.
@@ -136,15 +148,22 @@ export class SpecError extends InputError {
   override name = 'SpecError';
 }
 
-/** Refuses what cannot run, with what to change; returns the spec unchanged otherwise. */
-export function validateSpec(spec: CompositionSpec, limits: SpecLimits = DEFAULT_LIMITS): CompositionSpec {
+/**
+ * Refuses what cannot run, with what to change; returns the spec unchanged otherwise. Sides must
+ * sit on the model's `lattice`; `limits`, where the host sets them, bound LoRAs, steps and sides.
+ */
+export function validateSpec(
+  spec: CompositionSpec,
+  limits?: SpecLimits,
+  lattice = SD15_SIDE_LATTICE,
+): CompositionSpec {
   const fail = (message: string): never => {
     throw new SpecError(message);
   };
   if (!spec.prompt.trim())
     fail('the prompt is empty: describe the scene, e.g. "a cat and a penguin in a house"');
   const loras = spec.subjects.length + (spec.style ? 1 : 0);
-  if (loras > limits.maxLoras)
+  if (limits && loras > limits.maxLoras)
     fail(`${loras} LoRAs requested; at most ${limits.maxLoras} can be composed at once`);
   if (spec.method !== 'none' && spec.subjects.length === 0 && !spec.style) {
     fail('bind at least one subject to a LoRA, e.g. cat:<tabby>');
@@ -164,18 +183,21 @@ export function validateSpec(spec: CompositionSpec, limits: SpecLimits = DEFAULT
   if (spec.style && !(spec.style.weight >= 0 && spec.style.weight <= 2)) {
     fail(`the style weight is ${spec.style.weight}; use 0–2`);
   }
-  if (!Number.isInteger(spec.steps) || spec.steps < 1 || spec.steps > limits.maxSteps) {
-    fail(`steps must be a whole number from 1 to ${limits.maxSteps}, got ${spec.steps}`);
+  const maxSteps = limits?.maxSteps ?? Infinity;
+  if (!Number.isInteger(spec.steps) || spec.steps < 1 || spec.steps > maxSteps) {
+    fail(`steps must be a whole number ${limits ? `from 1 to ${maxSteps}` : '≥ 1'}, got ${spec.steps}`);
   }
   if (!(spec.cfg >= 1 && spec.cfg <= 30)) fail(`CFG scale must be between 1 and 30, got ${spec.cfg}`);
+  const maxSize = limits?.maxSize ?? Infinity;
+  const sides = limits
+    ? `a multiple of ${lattice} from ${lattice} to ${maxSize}`
+    : `a positive multiple of ${lattice}`;
   for (const [side, v] of [
     ['width', spec.width],
     ['height', spec.height],
   ] as const) {
-    if (!Number.isInteger(v) || v % 64 !== 0 || v < limits.minSize || v > limits.maxSize) {
-      fail(
-        `${side} ${v} is not supported: use a multiple of 64 from ${limits.minSize} to ${limits.maxSize} (e.g. 512x512 or 512x768)`,
-      );
+    if (!Number.isInteger(v) || v % lattice !== 0 || v < lattice || v > maxSize) {
+      fail(`${side} ${v} is not supported: use ${sides} (e.g. 512x512 or 512x768)`);
     }
   }
   if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 2 ** 32 - 1) {

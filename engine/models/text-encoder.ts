@@ -2,9 +2,9 @@
 // embeddings, pre-LayerNorm transformer layers with a causal mask and quick-GELU, and the
 // final LayerNorm. Returns last_hidden_state, or an earlier layer's with clip skip.
 
+import type { ClipTextConfig } from '../architecture.ts';
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
-import type { ClipTextConfig } from './config.ts';
 import { layerNormLayer, linearLayer, type ModelContext, param } from './layers.ts';
 
 export interface TextEncoderOptions {

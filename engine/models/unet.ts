@@ -2,10 +2,10 @@
 // graph IR. Module paths mirror the checkpoint's keys. The graph can expose the
 // head-averaged cross-attention probabilities of chosen layers as outputs.
 
+import type { UNetConfig } from '../architecture.ts';
 import type { Dim, Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
 import { attend } from './attention.ts';
-import type { UNetConfig } from './config.ts';
 import { convLayer, groupNormLayer, layerNormLayer, linearLayer, type ModelContext } from './layers.ts';
 
 export interface UNetInputs {

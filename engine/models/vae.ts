@@ -2,10 +2,10 @@
 // post_quant_conv → decoder (mid block with single-head self-attention, up blocks,
 // GroupNorm, SiLU, conv_out). Returns the raw image in about [-1, 1], unclamped.
 
+import type { VaeConfig } from '../architecture.ts';
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
 import { attend } from './attention.ts';
-import type { VaeConfig } from './config.ts';
 import { convLayer, groupNormLayer, linearLayer, type ModelContext } from './layers.ts';
 
 const EPS = 1e-6;

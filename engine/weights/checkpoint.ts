@@ -5,7 +5,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { ClipTextConfig, UNetConfig, VaeConfig } from '../models/config.ts';
+import type { ClipTextConfig, UNetConfig, VaeConfig } from '../architecture.ts';
 import { openDiffusersFolder } from './diffusers-folder.ts';
 import { pickledFileProblem, WeightsError } from './safetensors.ts';
 import { openSingleFile } from './single-file.ts';

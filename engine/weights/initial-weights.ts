@@ -5,7 +5,7 @@
 // whole network. Values are counter-based: any chunk of a tensor is drawn on its own.
 
 import { createHash } from 'node:crypto';
-import type { ClipTextConfig, UNetConfig, VaeConfig } from '../models/config.ts';
+import type { ClipTextConfig, UNetConfig, VaeConfig } from '../architecture.ts';
 import { portableCosSinTurn, portableLog } from '../schedulers/noise.ts';
 
 /** How a tensor's values are drawn. */

@@ -9,7 +9,7 @@ import {
   SD15_VAE,
   type UNetConfig,
   type VaeConfig,
-} from '../models/config.ts';
+} from '../architecture.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { familyByContextWidth, SD1_ONLY, SD15_SCHEDULER_CONFIG, wrongFamily } from './family.ts';
 import {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodedImage } from '../../bot/render/image.ts';
 import { encodePng } from '../../bot/render/index.ts';
+import { DEFAULT_COMPOSE_LIMITS } from '../../commands/compose/request.ts';
 import { type CompositionResult, Engine } from '../../engine/clora/engine.ts';
 import { type CompositionSpec, SpecError, type SpecInput, withDefaults } from '../../engine/clora/spec.ts';
 import * as G from '../../engine/graph/index.ts';
@@ -23,9 +24,15 @@ const TABBY = lora('lora_i_kohya_unet_te.safetensors', 'tabby');
 const PLUSH = lora('lora_ii_kohya_unet_attn_ff.safetensors', 'plush');
 const LOCON = lora('lora_iv_kohya_locon_unet.safetensors', 'locon');
 
+// The request limits a worker's engine enforces: the bot's defaults (MAX_LORAS, MAX_STEPS, MAX_SIZE).
+const { maxLoras, maxSteps, maxSide } = DEFAULT_COMPOSE_LIMITS;
+
 let engine: Engine;
 before(async () => {
-  engine = await Engine.load({ modelPath: join(dir, 'model') });
+  engine = await Engine.load({
+    modelPath: join(dir, 'model'),
+    limits: { maxLoras, maxSteps, maxSize: maxSide },
+  });
 });
 after(async () => {
   await engine?.close();

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SD15_UNET } from '../../engine/architecture.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import {
   chunkedAttentionMemory,
@@ -18,7 +19,6 @@ import { type CompositionOutput, type EngineModels, runPlan } from '../../engine
 import { planComposition } from '../../engine/clora/plan.ts';
 import { type CompositionSpec, SpecError, withDefaults } from '../../engine/clora/spec.ts';
 import { DEFAULT_CHUNK_BYTES_PER_SAMPLE } from '../../engine/models/attention.ts';
-import { SD15_UNET } from '../../engine/models/config.ts';
 import { fixtureDir } from '../fixtures.ts';
 
 const GiB = 1024 ** 3;

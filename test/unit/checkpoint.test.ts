@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE } from '../../engine/architecture.ts';
 import { bytesOf, float16BitsToFloat32, float32ToFloat16Bits } from '../../engine/graph/dtype.ts';
-import { SD15_TEXT_ENCODER, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
 import { type Checkpoint, openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import {
   unetKeyMap,

@@ -9,8 +9,8 @@ import { sizeChoices } from '../../bot/discord/autocomplete.ts';
 import { specFromRequest } from '../../bot/engine-host/spec.ts';
 import { optionsExample } from '../../commands/compose/help.ts';
 import { composeSettings, formatCompose, helpReply, parseCompose } from '../../commands/compose/index.ts';
+import { nativeImageSize, SD15_UNET, SD15_VAE } from '../../engine/architecture.ts';
 import { defaultImageSize, withDefaults } from '../../engine/clora/spec.ts';
-import { nativeImageSize, SD15_UNET, SD15_VAE } from '../../engine/models/config.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { fixtureDir } from '../fixtures.ts';
 
