@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { UNetConfig, VaeConfig } from '../models/config.ts';
+import type { UNetConfig, VaeConfig } from '../architecture.ts';
 import { TensorStore } from '../training/tensor-store.ts';
 import { SD15_SCHEDULER_CONFIG } from '../weights/family.ts';
 

@@ -3,7 +3,7 @@
 // cross-attention at a half and a quarter of the latent (the quarter is where CLoRA reads
 // its maps) with one head, and drops attention at full latent size, the costliest layer.
 
-import { SD15_UNET, SD15_VAE, type UNetConfig, type VaeConfig } from '../models/config.ts';
+import { SD15_UNET, SD15_VAE, type UNetConfig, type VaeConfig } from '../architecture.ts';
 import { TensorStore } from '../training/tensor-store.ts';
 import { fillValues, type TensorPlan, unetTensors, vaeTensors } from '../weights/initial-weights.ts';
 import { unetKeyMap, vaeKeyMap } from '../weights/ldm-layout.ts';

@@ -2,7 +2,7 @@
 // so training reads their embeddings from a cache instead of encoding every step.
 
 import * as G from '../graph/index.ts';
-import type { ClipTextConfig } from '../models/config.ts';
+import type { ClipTextConfig } from '../architecture.ts';
 import { buildTextEncoder } from '../models/text-encoder.ts';
 import type { ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import type { WeightSet } from '../weights/checkpoint.ts';

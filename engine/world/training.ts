@@ -9,7 +9,7 @@
 
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
-import type { UNetConfig, VaeConfig } from '../models/config.ts';
+import type { UNetConfig, VaeConfig } from '../architecture.ts';
 import type { ModelContext } from '../models/layers.ts';
 import { buildUNet } from '../models/unet.ts';
 import { buildVaeDecoder } from '../models/vae.ts';

@@ -1,2 +1,0 @@
-// engine/world still imports the architecture from here; everything else reads ../architecture.ts.
-export * from '../architecture.ts';
