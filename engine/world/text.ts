@@ -1,8 +1,8 @@
 // The world's frozen text encoder, run once per distinct caption: a world has few captions,
 // so training reads their embeddings from a cache instead of encoding every step.
 
-import * as G from '../graph/index.ts';
 import type { ClipTextConfig } from '../architecture.ts';
+import * as G from '../graph/index.ts';
 import { buildTextEncoder } from '../models/text-encoder.ts';
 import type { ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import type { WeightSet } from '../weights/checkpoint.ts';
