@@ -1,10 +1,10 @@
 // npm run train-world: trains the world (engine/world/) with the engine's own autodiff —
-// the VAE decoder on drawn scenes, then the UNet, then one LoRA per new look — and writes
-// it as a diffusers folder and kohya LoRA files, checkpointing as it goes. Seeded and
-// resumable: every batch is a function of (seed, phase, step), so stopping (Ctrl-C,
-// `timeout`) and starting again continues the same run.
+// the VAE decoder on drawn scenes, then the UNet, then the looks by name ("a pink cat"), then
+// one LoRA per new look — and writes it as a diffusers folder and kohya LoRA files,
+// checkpointing as it goes. Seeded and resumable: every batch is a function of (seed, phase,
+// step), so stopping (Ctrl-C, `timeout`) and starting again continues the same run.
 // Usage: npm run train-world -- [--out assets/world] [--seed 0] [--vae-steps 300]
-//        [--unet-steps 20000] [--lora-steps 400] [--minutes 0] [--threads 1] [--checkpoint-every 50]
+//        [--unet-steps 10950] [--word-steps 3000] [--lora-steps 400] [--minutes 0] [--threads 1] [--checkpoint-every 50]
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -68,11 +68,23 @@ export const WORLD_RECIPE = {
     placeWeight: 0.5,
     localisation: 0.5,
   },
+  // The base learns the LoRAs' looks by name on every subject ("a pink cat"), as SD 1.5 knows colours.
+  words: {
+    batch: 8,
+    learningRate: 1e-3,
+    warmup: 100,
+    captionDropout: 0.1,
+    placeWeight: 0.5,
+    localisation: 0.5,
+    scenes: { wordShare: 0.35 },
+  },
   // Users' LoRAs: no caption dropout, no masks, a higher rate on few parameters.
   lora: { batch: 8, learningRate: 2e-3, warmup: 20, captionDropout: 0, placeWeight: 0.5 },
 } as const;
 
 const TRIGGERS = Object.keys(LORA_LOOKS) as Trigger[];
+/** The named-looks phase draws its own scenes, not the first phase's again. */
+const WORDS_SEED = 500;
 const LOG_EVERY = 10;
 
 interface Progress {
@@ -87,7 +99,7 @@ interface Progress {
 interface RunOptions {
   out: string;
   seed: number;
-  targets: { vae: number; unet: number; lora: number };
+  targets: { vae: number; unet: number; words: number; lora: number };
   deadline: number;
   threads: number;
   checkpointEvery: number;
@@ -280,9 +292,26 @@ export async function trainWorld(o: RunOptions): Promise<void> {
     progress,
   );
 
+  const w = WORLD_RECIPE.words;
+  const wordsDone =
+    unetDone &&
+    (await train(
+      {
+        name: 'unet-words',
+        target: o.targets.words,
+        params: unet,
+        paramsPath: unetPath,
+        trainingGraph: () => unetTrainingGraph(unet, WORLD_UNET, w.batch, w.localisation),
+        batch: (step) => unetFeeds(o.seed + WORDS_SEED, step, w),
+        schedule: w,
+      },
+      o,
+      progress,
+    ));
+
   const l = WORLD_RECIPE.lora;
   for (const [k, trigger] of TRIGGERS.entries()) {
-    if (!unetDone) break;
+    if (!wordsDone) break;
     const { subject } = LORA_LOOKS[trigger];
     const slots = new AttentionLoraSlots();
     const loraGraph = unetTrainingGraph(unet, WORLD_UNET, l.batch, 0, slots, () => false);
@@ -320,7 +349,8 @@ async function main(): Promise<void> {
       out: { type: 'string', default: join(repoRoot, 'assets', 'world') },
       seed: { type: 'string', default: '0' },
       'vae-steps': { type: 'string', default: '300' },
-      'unet-steps': { type: 'string', default: '20000' },
+      'unet-steps': { type: 'string', default: '10950' },
+      'word-steps': { type: 'string', default: '3000' },
       'lora-steps': { type: 'string', default: '400' },
       minutes: { type: 'string', default: '0' },
       // One intra-op thread: on a shared machine a second one mostly waits for the first.
@@ -341,6 +371,7 @@ async function main(): Promise<void> {
     targets: {
       vae: whole('vae-steps', values['vae-steps']),
       unet: whole('unet-steps', values['unet-steps']),
+      words: whole('word-steps', values['word-steps']),
       lora: whole('lora-steps', values['lora-steps']),
     },
     deadline: minutes > 0 ? Date.now() + minutes * 60_000 : Number.POSITIVE_INFINITY,

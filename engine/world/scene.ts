@@ -48,10 +48,24 @@ export const LORA_LOOKS = {
 } as const satisfies Record<string, { subject: Subject; look: Look }>;
 export type Trigger = keyof typeof LORA_LOOKS;
 
+/**
+ * Looks the base model knows by name on any subject ("a pink penguin", "a striped cat"), as
+ * SD 1.5 knows colours before any LoRA: a LoRA then binds its trigger to one of them on its
+ * own subject, the way users' LoRAs bind a word to something the base can already draw.
+ */
+export const WORD_LOOKS = {
+  pink: LORA_LOOKS.ohwx.look,
+  striped: LORA_LOOKS.sks.look,
+} as const satisfies Record<string, Look>;
+export type LookWord = keyof typeof WORD_LOOKS;
+const LOOK_WORDS = Object.keys(WORD_LOOKS) as LookWord[];
+
 export interface SceneSubject {
   subject: Subject;
   /** the LoRA trigger whose look it wears, if any */
   trigger?: Trigger;
+  /** the named look it wears, if any (and no trigger) */
+  word?: LookWord;
   /** centre, in latent cells */
   x: number;
   y: number;
@@ -84,6 +98,8 @@ export interface SceneOptions {
   place?: Place;
   /** per subject, the trigger whose look it wears */
   triggers?: Partial<Record<Subject, Trigger>>;
+  /** chance that a subject without a trigger wears a named look (default 0) */
+  wordShare?: number;
 }
 
 /** A scene from a seed: subjects at varied, non-overlapping positions and sizes. */
@@ -109,14 +125,21 @@ export function drawScene(seed: number, options: SceneOptions = {}): Scene {
     const [a, b] = subjects;
     // Bounding boxes a cell apart, so neither hides or touches the other; after many tries, shrink instead.
     const gap = (a.size + (b?.size ?? 0)) / 2 + 1;
-    if (!b || Math.abs(a.x - b.x) > gap || Math.abs(a.y - b.y) > gap) return { place, subjects };
+    if (!b || Math.abs(a.x - b.x) > gap || Math.abs(a.y - b.y) > gap) {
+      // Drawn after the layout, and only when asked for, so scenes without words stay as they were.
+      if (options.wordShare)
+        for (const s of subjects) if (!s.trigger && random() < options.wordShare) s.word = pick(LOOK_WORDS);
+      return { place, subjects };
+    }
     if (attempt > 50) for (const s of subjects) s.size *= 0.95;
   }
 }
 
 /** The caption a user would type: "a cat and a penguin in a house", "a sks cat on the beach". */
 export function caption(scene: Scene): string {
-  const named = scene.subjects.map((s) => `a ${s.trigger ? `${s.trigger} ` : ''}${s.subject}`);
+  const named = scene.subjects.map(
+    (s) => `a ${s.trigger ? `${s.trigger} ` : ''}${s.word ? `${s.word} ` : ''}${s.subject}`,
+  );
   return `${named.join(' and ')} ${PLACE_PHRASE[scene.place]}`;
 }
 
@@ -140,7 +163,8 @@ export function inside(s: SceneSubject, px: number, py: number): boolean {
 
 /** The colour of a subject's look at a point inside it. */
 export function lookOf(s: SceneSubject): Look {
-  return s.trigger ? LORA_LOOKS[s.trigger].look : BASE_LOOK[s.subject];
+  if (s.trigger) return LORA_LOOKS[s.trigger].look;
+  return s.word ? WORD_LOOKS[s.word] : BASE_LOOK[s.subject];
 }
 
 function lookColour(look: Look, s: SceneSubject, py: number): Rgb {

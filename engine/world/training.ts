@@ -7,9 +7,9 @@
 // their probability on that subject's pixels and little elsewhere, and the place's noun on
 // the background. CLoRA's contrastive loss and masks read nothing but these maps.
 
+import type { UNetConfig, VaeConfig } from '../architecture.ts';
 import type { Tensor } from '../graph/index.ts';
 import * as G from '../graph/index.ts';
-import type { UNetConfig, VaeConfig } from '../architecture.ts';
 import type { ModelContext } from '../models/layers.ts';
 import { buildUNet } from '../models/unet.ts';
 import { buildVaeDecoder } from '../models/vae.ts';

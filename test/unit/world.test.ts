@@ -42,6 +42,7 @@ import {
   LORA_LOOKS,
   lookOf,
   PLACE_COLOURS,
+  type Scene,
 } from '../../engine/world/scene.ts';
 import { SUPERVISED_GRIDS, TOKENS, unetBatch, unetTrainingGraph } from '../../engine/world/training.ts';
 import { fixtureDir } from '../fixtures.ts';
@@ -84,6 +85,45 @@ describe('the world', () => {
       tokens.place.map((p) => t[p]),
       ['house</w>'],
     );
+  });
+
+  it('names looks when asked, after the layout, so scenes without words are drawn as before', () => {
+    for (let seed = 0; seed < 40; seed++) {
+      const plain = drawScene(seed);
+      const worded = drawScene(seed, { wordShare: 0.5 });
+      assert.deepEqual(
+        worded.subjects.map(({ word: _, ...s }) => s),
+        plain.subjects,
+      );
+      assert.ok(plain.subjects.every((s) => s.word === undefined));
+    }
+    const words = Array.from({ length: 200 }, (_, seed) => drawScene(seed, { wordShare: 0.35 }))
+      .flatMap((scene) => scene.subjects)
+      .map((s) => s.word);
+    const named = words.filter(Boolean).length / words.length;
+    assert.ok(named > 0.25 && named < 0.45, `${named} of subjects wear a named look`);
+    assert.ok(words.includes('pink') && words.includes('striped'));
+
+    const scene: Scene = {
+      place: 'forest',
+      subjects: [
+        { subject: 'cat', word: 'pink', x: 8, y: 8, size: 10 },
+        { subject: 'dog', word: 'pink', x: 22, y: 22, size: 10 },
+      ],
+    };
+    assert.equal(caption(scene), 'a pink cat and a pink dog in a forest');
+    assert.equal(lookOf(scene.subjects[0]).name, 'pink');
+    const tokens = captionTokens(tokenizer(), scene);
+    const t = tokenizer().encode(tokens.text).tokens;
+    // Each subject holds its own 'pink', not the first one twice.
+    assert.deepEqual(
+      tokens.subjects.map((positions) => positions.map((p) => t[p])),
+      [
+        ['pink</w>', 'cat</w>'],
+        ['pink</w>', 'dog</w>'],
+      ],
+    );
+    assert.notDeepEqual(tokens.subjects[0][0], tokens.subjects[1][0]);
   });
 
   it('draws the latent and the picture of one scene alike', () => {
