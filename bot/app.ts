@@ -18,6 +18,7 @@ import { composePreflight } from './engine-host/preflight.ts';
 import type { LoraLibrary } from './library/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openJobQueue } from './queue/index.ts';
+import { pictureComparison } from './render/compare.ts';
 import { readRecipe } from './render/recipe.ts';
 
 export interface App {
@@ -96,6 +97,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     queue,
     library,
     readRecipe,
+    drawComparison: pictureComparison,
     settings,
     model,
     ...(host.model ? { preflight: composePreflight(host.model.tokenizer, library) } : {}),

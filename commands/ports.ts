@@ -1,6 +1,7 @@
 // What the commands need from the rest of the bot, stated here so the commands own it: the
-// job queue, the LoRA library as users see it, and the recipe a picture carries. bot/ implements
-// these (BullQueue and LocalQueue, LoraLibrary, render/recipe.ts); nothing here imports bot/.
+// job queue, the LoRA library as users see it, the recipe a picture carries and the sheet that
+// shows pictures side by side. bot/ implements these (BullQueue and LocalQueue, LoraLibrary,
+// render/recipe.ts, render/compare.ts); nothing here imports bot/.
 
 import type { LoraCatalog } from './compose/resolve.ts';
 import type { ImageMime } from './reply.ts';
@@ -212,3 +213,22 @@ export type RecipeReading<R extends PictureRecipe = PictureRecipe> =
   | { readonly kind: 'not-png' };
 
 export type RecipeReader = (picture: Uint8Array) => RecipeReading;
+
+// ── Pictures side by side ────────────────────────────────────────────────────────────────
+
+/** One picture of a comparison, under its title. */
+export interface TitledPicture {
+  readonly title: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A picture drawn for a reply, encoded. */
+export interface DrawnPicture {
+  readonly bytes: Uint8Array;
+  readonly mime: ImageMime;
+  /** the file extension that goes with `mime` */
+  readonly ext: string;
+}
+
+/** Draws already-encoded pictures in one row, each under its title; rejects pictures it cannot read. */
+export type ComparisonDrawer = (pictures: readonly TitledPicture[]) => Promise<DrawnPicture>;

@@ -36,7 +36,7 @@ import {
   type JobOrigin,
 } from './jobs.ts';
 import { loraCardReply, lorasReply, tryItPrefill } from './loras.ts';
-import type { JobQueue, JobRecord, LoraLibraryView, RecipeReader } from './ports.ts';
+import type { ComparisonDrawer, JobQueue, JobRecord, LoraLibraryView, RecipeReader } from './ports.ts';
 import { remixReply } from './remix.ts';
 import {
   describeProgress,
@@ -76,6 +76,8 @@ export interface CommandServices {
   library: LoraLibraryView;
   /** reads the /compose command a picture from the bot carries */
   readRecipe: RecipeReader;
+  /** draws "Compare with merge"'s side-by-side sheet */
+  drawComparison: ComparisonDrawer;
   settings: ComposeSettings;
   model: () => ModelStatus;
   /** the engine's checks with the model's tokenizer; absent where this process has no model */
@@ -217,7 +219,8 @@ export class ComposeCommands {
       const reply = this.resultReply(job);
       const parent = job.data.parent;
       if (parent?.action !== 'merge') return reply;
-      return withComparison(reply, job, await this.services.queue.get(parent.jobId));
+      const compared = await this.services.queue.get(parent.jobId);
+      return withComparison(reply, job, compared, this.services.drawComparison);
     }
     return progressReply(jobId, await this.progressOf(job));
   }

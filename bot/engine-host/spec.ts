@@ -3,7 +3,7 @@
 
 import type { ComposeRequest } from '../../commands/compose/index.ts';
 import { findWord } from '../../engine/clora/plan.ts';
-import { type CompositionSpec, type LoraRef, withDefaults } from '../../engine/clora/spec.ts';
+import { type CompositionSpec, compositionSpec, type LoraRef } from '../../engine/clora/spec.ts';
 
 export interface ResolvedLora {
   ref: LoraRef;
@@ -28,7 +28,7 @@ export function specFromRequest(
   if (request.seed === null)
     throw new Error('the request has no seed yet: draw one with withSeed() before running it');
   const style = request.style ? resolve(request.style.lora) : undefined;
-  return withDefaults(
+  return compositionSpec(
     {
       prompt: request.prompt,
       subjects: request.bindings.map((b) => {

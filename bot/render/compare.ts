@@ -1,6 +1,8 @@
 // Merge and CLoRA side by side on one seed: the two pictures, then CLoRA's with the masks that
 // say which LoRA drew which part — what "Compare with merge" and `npm run compose -- --compare` show.
 
+import { methodTitle } from '../../commands/compare.ts';
+import type { TitledPicture } from '../../commands/ports.ts';
 import type { CompositionResult } from '../../engine/clora/engine.ts';
 import { maskSet } from './composition.ts';
 import { decodePicture, type EncodedImage, encodeRgbImage } from './encode.ts';
@@ -51,11 +53,6 @@ function encodeSheet(sheet: RgbImage, options: RenderBudget): Promise<EncodedIma
   });
 }
 
-/** How a method is named over its picture. */
-export function methodTitle(method: string): string {
-  return method === 'clora' ? 'CLoRA' : method;
-}
-
 /**
  * Merge | the other method | its masks, from two compositions of one seed (the CLI, the README
  * picture): `merge` is the merged composition, `other` the one compared with it (CLoRA).
@@ -79,7 +76,7 @@ export async function compositionComparison(
 
 /** The same sheet from pictures already encoded (a bot's finished jobs): titles and bytes in order. */
 export async function pictureComparison(
-  pictures: readonly { title: string; bytes: Uint8Array }[],
+  pictures: readonly TitledPicture[],
   options: RenderBudget = {},
 ): Promise<EncodedImage> {
   const panels = await Promise.all(

@@ -113,6 +113,12 @@ export const DEFAULT_COMPOSE_DEFAULTS: Readonly<ComposeDefaults> = Object.freeze
   negativePrompt: '',
 });
 
+/** How a request samples when it names nothing; callers outside chat (tests, benches) start from it too. */
+export type Sampling = Pick<ComposeDefaults, 'steps' | 'cfg' | 'sampler' | 'method'>;
+
+const { steps, cfg, sampler, method } = DEFAULT_COMPOSE_DEFAULTS;
+export const DEFAULT_SAMPLING: Readonly<Sampling> = Object.freeze({ steps, cfg, sampler, method });
+
 export interface ComposeSettings {
   limits: ComposeLimits;
   defaults: ComposeDefaults;

@@ -10,12 +10,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_SAMPLING } from '../../commands/compose/index.ts';
 import { loadConfig } from '../../config/index.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import { compileDenoiseUNet } from '../../engine/clora/graphs.ts';
 import { type EngineModels, runPlan } from '../../engine/clora/pipeline.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
-import { type CompositionSpec, type LoraRef, withDefaults } from '../../engine/clora/spec.ts';
+import { type CompositionSpec, compositionSpec, type LoraRef } from '../../engine/clora/spec.ts';
 import { isEntryPoint } from '../../engine/entry-point.ts';
 import * as G from '../../engine/graph/index.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
@@ -37,7 +38,7 @@ export const ENGINE = (() => {
 
 /**
  * The published schedule scaled to `steps`: update points and burst positions in proportion
- * (withDefaults does that), and the burst length too, so guided passes per step stay as in
+ * (compositionSpec does that), and the burst length too, so guided passes per step stay as in
  * the published 50-step run (bursts of 20 at 50 steps, of 4 at 10).
  */
 export function spec(
@@ -47,7 +48,8 @@ export function spec(
   method: CompositionSpec['method'] = 'clora',
 ): CompositionSpec {
   const words = WORDS.slice(0, loras.length);
-  const base = withDefaults({
+  const base = compositionSpec({
+    ...DEFAULT_SAMPLING,
     prompt: `a ${words.join(' and a ')} in a house`,
     subjects: loras.map((lora, i) => ({ word: words[i], lora, weight: 1, triggers: [] })),
     seed: 1,

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodedImage } from '../../bot/render/image.ts';
 import { encodePng } from '../../bot/render/index.ts';
-import { DEFAULT_COMPOSE_LIMITS } from '../../commands/compose/request.ts';
+import { DEFAULT_COMPOSE_LIMITS, DEFAULT_SAMPLING } from '../../commands/compose/request.ts';
 import { type CompositionResult, Engine } from '../../engine/clora/engine.ts';
-import { type CompositionSpec, SpecError, type SpecInput, withDefaults } from '../../engine/clora/spec.ts';
+import { type CompositionSpec, compositionSpec, SpecError, type SpecInput } from '../../engine/clora/spec.ts';
 import * as G from '../../engine/graph/index.ts';
 import { readLora } from '../../engine/lora/file.ts';
 import { loraFeeds } from '../../engine/lora/gated.ts';
@@ -39,7 +39,8 @@ after(async () => {
 });
 
 function spec(input: Partial<SpecInput> & { guidance?: SpecInput['guidance'] } = {}): CompositionSpec {
-  return withDefaults({
+  return compositionSpec({
+    ...DEFAULT_SAMPLING,
     prompt: 'a cat and a penguin in a house',
     subjects: [
       { word: 'cat', lora: TABBY, weight: 1, triggers: ['sks'] },
@@ -274,7 +275,8 @@ describe('bad requests are refused before any compute', () => {
   it('a size that is not a multiple of 64', () =>
     refused(spec({ width: 300 }), /width 300 is not supported: use a multiple of 64/));
   it('steps out of range', () => refused(spec({ steps: 0 }), /steps must be a whole number from 1 to 150/));
-  it('CFG out of range', () => refused(spec({ cfg: 99 }), /CFG scale must be between 1 and 30/));
+  it('a CFG scale that is not a number', () =>
+    refused(spec({ cfg: Number.NaN }), /the CFG scale must be a finite number, got NaN/));
   it('a missing LoRA file', () =>
     refused(
       spec({

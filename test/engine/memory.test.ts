@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_SAMPLING } from '../../commands/compose/index.ts';
 import { SD15_UNET } from '../../engine/architecture.ts';
 import { Engine } from '../../engine/clora/engine.ts';
 import {
@@ -17,7 +18,7 @@ import {
 } from '../../engine/clora/memory.ts';
 import { type CompositionOutput, type EngineModels, runPlan } from '../../engine/clora/pipeline.ts';
 import { planComposition } from '../../engine/clora/plan.ts';
-import { type CompositionSpec, SpecError, withDefaults } from '../../engine/clora/spec.ts';
+import { type CompositionSpec, compositionSpec, SpecError } from '../../engine/clora/spec.ts';
 import { DEFAULT_CHUNK_BYTES_PER_SAMPLE } from '../../engine/models/attention.ts';
 import { fixtureDir } from '../fixtures.ts';
 
@@ -85,7 +86,8 @@ describe('branch chunks on the tiny model', () => {
   });
 
   const spec = (): CompositionSpec =>
-    withDefaults({
+    compositionSpec({
+      ...DEFAULT_SAMPLING,
       prompt: 'a cat and a penguin in a house',
       subjects: [
         {

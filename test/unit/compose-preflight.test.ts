@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { composePreflight } from '../../bot/engine-host/preflight.ts';
 import { LoraLibrary } from '../../bot/library/index.ts';
 import { LocalQueue } from '../../bot/queue/index.ts';
+import { pictureComparison } from '../../bot/render/compare.ts';
 import { readRecipe } from '../../bot/render/recipe.ts';
 import { loraCatalog, parseCompose, resolveLoras } from '../../commands/compose/index.ts';
 import type { ComposeJobData, ComposeJobProgress, ComposeJobValue } from '../../commands/jobs.ts';
@@ -48,6 +49,7 @@ before(async () => {
     queue,
     library,
     readRecipe,
+    drawComparison: pictureComparison,
     settings: (await import('../../commands/compose/index.ts')).DEFAULT_COMPOSE_SETTINGS,
     model: () => ({ ready: true }),
     preflight: composePreflight(tokenizer, library),

@@ -8,9 +8,15 @@ import { describe, it } from 'node:test';
 import { sizeChoices } from '../../bot/discord/autocomplete.ts';
 import { specFromRequest } from '../../bot/engine-host/spec.ts';
 import { optionsExample } from '../../commands/compose/help.ts';
-import { composeSettings, formatCompose, helpReply, parseCompose } from '../../commands/compose/index.ts';
+import {
+  composeSettings,
+  DEFAULT_SAMPLING,
+  formatCompose,
+  helpReply,
+  parseCompose,
+} from '../../commands/compose/index.ts';
 import { nativeImageSize, SD15_UNET, SD15_VAE } from '../../engine/architecture.ts';
-import { defaultImageSize, withDefaults } from '../../engine/clora/spec.ts';
+import { compositionSpec, defaultImageSize } from '../../engine/clora/spec.ts';
 import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { fixtureDir } from '../fixtures.ts';
 
@@ -29,10 +35,10 @@ describe('the model’s own size', () => {
   });
 
   it('fills a spec that states no size, and leaves a stated one alone', () => {
-    const base = { prompt: 'a cat', subjects: [] };
-    assert.deepEqual([withDefaults(base, 256).width, withDefaults(base, 256).height], [256, 256]);
-    assert.equal(withDefaults(base).width, 512);
-    const stated = withDefaults({ ...base, width: 384, height: 256 }, 256);
+    const base = { ...DEFAULT_SAMPLING, prompt: 'a cat', subjects: [] };
+    assert.deepEqual([compositionSpec(base, 256).width, compositionSpec(base, 256).height], [256, 256]);
+    assert.equal(compositionSpec(base).width, 512);
+    const stated = compositionSpec({ ...base, width: 384, height: 256 }, 256);
     assert.deepEqual([stated.width, stated.height], [384, 256]);
   });
 });

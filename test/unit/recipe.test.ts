@@ -1,5 +1,6 @@
 // bot/render recipes: A1111 parameters and our command written into PNG text chunks (and EXIF for the
 // lossy fallbacks), read back by sharp, by exifr (an independent reader) and by our own reader.
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,14 +24,16 @@ import {
   recipeText,
   withPngText,
 } from '../../bot/render/index.ts';
-import { withDefaults } from '../../engine/clora/spec.ts';
+import { DEFAULT_SAMPLING } from '../../commands/compose/index.ts';
+import { compositionSpec } from '../../engine/clora/spec.ts';
 
 const SHA_TABBY = 'ab12cd34ef56'.padEnd(64, '0');
 const SHA_PLUSH = '0123456789abcdef'.padEnd(64, '1');
 const SHA_MODEL = 'FEDCBA9876'.padEnd(64, '2');
 
 function exampleRecipe(prompt = 'a cat and a penguin in a café', negative = 'blurry, low quality') {
-  const spec = withDefaults({
+  const spec = compositionSpec({
+    ...DEFAULT_SAMPLING,
     prompt,
     subjects: [
       { word: 'cat', lora: { name: 'tabby', path: '/l/tabby.safetensors' }, weight: 0.8, triggers: [] },
@@ -214,7 +217,8 @@ describe('compositionRecipe', () => {
       const model = join(dir, 'model.safetensors');
       writeFileSync(model, 'pretend checkpoint bytes');
       const sha = createHash('sha256').update('pretend checkpoint bytes').digest('hex');
-      const spec = withDefaults({
+      const spec = compositionSpec({
+        ...DEFAULT_SAMPLING,
         prompt: 'a cat',
         subjects: [{ word: 'cat', lora: { name: 'tabby', path: '/l/tabby' }, weight: 1, triggers: [] }],
       });

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodePng, readRecipe, recipeFromSpec, recipeText, withPngText } from '../../bot/render/index.ts';
-import { composeSettings, parseCompose } from '../../commands/compose/index.ts';
+import { composeSettings, DEFAULT_SAMPLING, parseCompose } from '../../commands/compose/index.ts';
 import { recipeCommand, remixReply } from '../../commands/remix.ts';
-import { withDefaults } from '../../engine/clora/spec.ts';
+import { compositionSpec } from '../../engine/clora/spec.ts';
 
 // The library remix looks LoRAs up in, and the bot's own recipe reader.
 const library = (names: string[]) => ({
@@ -15,7 +15,8 @@ const library = (names: string[]) => ({
 });
 
 async function pictureWith(command: string) {
-  const spec = withDefaults({
+  const spec = compositionSpec({
+    ...DEFAULT_SAMPLING,
     prompt: 'a cat and a penguin in a house',
     subjects: [
       { word: 'cat', lora: { name: 'tabby', path: '/t' }, weight: 1, triggers: [] },

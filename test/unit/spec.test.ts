@@ -3,11 +3,13 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_SAMPLING } from '../../commands/compose/index.ts';
 import { SD15_SIDE_LATTICE, SD15_UNET, SD15_VAE, sideLattice } from '../../engine/architecture.ts';
-import { type SpecInput, validateSpec, withDefaults } from '../../engine/clora/spec.ts';
+import { compositionSpec, type SpecInput, validateSpec } from '../../engine/clora/spec.ts';
 
 const spec = (input: Partial<SpecInput> = {}) =>
-  withDefaults({
+  compositionSpec({
+    ...DEFAULT_SAMPLING,
     prompt: 'a cat in a house',
     subjects: [{ word: 'cat', lora: { name: 'tabby', path: '/loras/tabby' }, weight: 1, triggers: [] }],
     ...input,
@@ -52,5 +54,23 @@ describe('validateSpec', () => {
     assert.doesNotThrow(() => validateSpec(two));
     assert.doesNotThrow(() => validateSpec(spec({ steps: 500, width: 2048 })));
     assert.throws(() => validateSpec(spec({ steps: 0 })), /steps must be a whole number ≥ 1, got 0/);
+  });
+
+  it('refuses what the maths cannot take, and leaves the request ranges to the commands', () => {
+    assert.throws(
+      () => validateSpec(spec({ cfg: Number.NaN })),
+      /the CFG scale must be a finite number, got NaN/,
+    );
+    const heavy = (weight: number) =>
+      spec({
+        subjects: [{ word: 'cat', lora: { name: 'tabby', path: '/loras/tabby' }, weight, triggers: [] }],
+      });
+    assert.throws(
+      () => validateSpec(heavy(Infinity)),
+      /the weight of "tabby" is Infinity; use a finite number/,
+    );
+    // CFG 1–30 and weights 0–2 are /compose's ranges (commands/compose/request.ts), not the model's.
+    assert.doesNotThrow(() => validateSpec(spec({ cfg: 40 })));
+    assert.doesNotThrow(() => validateSpec(heavy(3)));
   });
 });
