@@ -144,16 +144,6 @@ export function compositionSpec(input: SpecInput, size = SD15_IMAGE_SIZE): Compo
   };
 }
 
-/**
- * @deprecated engine/world/composition.ts's, until its worldSpec states the CFG and sampler it
- * samples with (as engine/world/check.ts does); every other caller uses compositionSpec.
- */
-export function withDefaults(
-  input: Omit<SpecInput, 'cfg' | 'sampler'> & Partial<Pick<SpecInput, 'cfg' | 'sampler'>>,
-): CompositionSpec {
-  return compositionSpec({ cfg: 7.5, sampler: 'ddim', ...input });
-}
-
 export class SpecError extends InputError {
   override name = 'SpecError';
 }

@@ -12,6 +12,7 @@ import { ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { findPhrase } from '../tokenizer/phrase.ts';
 import type { Checkpoint } from '../weights/checkpoint.ts';
 import { type Detection, detectSubjects } from './detector.ts';
+import { WORLD_SAMPLING } from './model.ts';
 import { PLACE_PHRASE, type Place, type Subject } from './scene.ts';
 
 export interface WorldPrompt {
@@ -73,7 +74,12 @@ export class WorldSampler {
     return out.hidden.data as Float32Array;
   }
 
-  async sample(prompt: WorldPrompt, seed: number, steps = 20, cfg = 7.5): Promise<SampleResult> {
+  async sample(
+    prompt: WorldPrompt,
+    seed: number,
+    steps: number = WORLD_SAMPLING.steps,
+    cfg: number = WORLD_SAMPLING.cfg,
+  ): Promise<SampleResult> {
     const text = promptText(prompt);
     const tokenized = this.tokenizer.encode(text);
     const positions = prompt.subjects.map((s) => findPhrase(tokenized, s)[0] ?? []);
@@ -81,7 +87,7 @@ export class WorldSampler {
     const side = this.ck.unet.config.sample_size;
     const channels = this.ck.unet.config.in_channels;
     const size = channels * side * side;
-    const scheduler = createScheduler('ddim', this.ck.schedulerConfig);
+    const scheduler = createScheduler(WORLD_SAMPLING.sampler, this.ck.schedulerConfig);
     scheduler.setTimesteps(steps);
     let x: Float32Array = gaussianNoise(seed, size, 0).map((v) => v * scheduler.initNoiseSigma);
     const res = side / 4;

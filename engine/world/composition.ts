@@ -4,10 +4,11 @@
 
 import { join } from 'node:path';
 import type { CompositionResult } from '../clora/engine.ts';
-import { type CompositionSpec, type GuidanceOptions, type Method, withDefaults } from '../clora/spec.ts';
+import { type CompositionSpec, compositionSpec, type GuidanceOptions, type Method } from '../clora/spec.ts';
 import { type Detection, detectSubjects } from './detector.ts';
 import { LORA_DIR } from './files.ts';
 import { loraName } from './lora.ts';
+import { WORLD_SAMPLING } from './model.ts';
 import { LORA_LOOKS, type Subject, type Trigger } from './scene.ts';
 
 export interface WorldLora {
@@ -39,7 +40,7 @@ export interface WorldRequest {
 
 /** Each LoRA bound to its subject with its trigger word, at the world's own 256×256. */
 export function worldSpec(loras: readonly WorldLora[], r: WorldRequest): CompositionSpec {
-  return withDefaults({
+  return compositionSpec({
     prompt: r.prompt ?? 'a cat and a penguin in a house',
     subjects: loras.map((l) => ({
       word: l.subject,
@@ -49,6 +50,8 @@ export function worldSpec(loras: readonly WorldLora[], r: WorldRequest): Composi
     })),
     seed: r.seed,
     steps: r.steps,
+    cfg: WORLD_SAMPLING.cfg,
+    sampler: WORLD_SAMPLING.sampler,
     width: 256,
     height: 256,
     method: r.method,

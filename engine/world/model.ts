@@ -8,6 +8,9 @@ import { TensorStore } from '../training/tensor-store.ts';
 import { fillValues, type TensorPlan, unetTensors, vaeTensors } from '../weights/initial-weights.ts';
 import { unetKeyMap, vaeKeyMap } from '../weights/ldm-layout.ts';
 
+/** How the world is sampled everywhere it is checked and benchmarked. */
+export const WORLD_SAMPLING = { sampler: 'ddim', cfg: 7.5, steps: 20 } as const;
+
 /** Latent side: 32×32 latents are 256×256 pictures, and CLoRA's maps are 8×8. */
 export const WORLD_LATENT = 32;
 

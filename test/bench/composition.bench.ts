@@ -16,12 +16,13 @@ import { openCheckpoint } from '../../engine/weights/checkpoint.ts';
 import { checkFigures, WorldSampler } from '../../engine/world/check.ts';
 import { compositionOutcome, worldLoras, worldSpec } from '../../engine/world/composition.ts';
 import { WORLD_DIR } from '../../engine/world/files.ts';
+import { WORLD_SAMPLING } from '../../engine/world/model.ts';
 import type { Report } from './harness.ts';
 
 /** WORLD_DIR names another run's folder. */
 const WORLD = process.env.WORLD_DIR ?? WORLD_DIR;
 const SEEDS = Number(process.env.WORLD_BENCH_SEEDS ?? 20);
-const STEPS = 20;
+const STEPS = WORLD_SAMPLING.steps;
 
 interface Variant {
   name: string;
