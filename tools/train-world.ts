@@ -4,7 +4,7 @@
 // checkpointing as it goes. Seeded and resumable: every batch is a function of (seed, phase,
 // step), so stopping (Ctrl-C, `timeout`) and starting again continues the same run.
 // Usage: npm run train-world -- [--out assets/world] [--seed 0] [--vae-steps 300]
-//        [--unet-steps 10950] [--word-steps 3000] [--lora-steps 400] [--minutes 0] [--threads 1] [--checkpoint-every 50]
+//        [--unet-steps 10950] [--word-steps 6000] [--lora-steps 400] [--minutes 0] [--threads 1] [--checkpoint-every 50]
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -350,7 +350,7 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '0' },
       'vae-steps': { type: 'string', default: '300' },
       'unet-steps': { type: 'string', default: '10950' },
-      'word-steps': { type: 'string', default: '3000' },
+      'word-steps': { type: 'string', default: '6000' },
       'lora-steps': { type: 'string', default: '400' },
       minutes: { type: 'string', default: '0' },
       // One intra-op thread: on a shared machine a second one mostly waits for the first.
