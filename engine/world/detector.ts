@@ -42,7 +42,7 @@ const LOOK_COLOURS = LOOKS.flatMap(lookColours);
 /** How far (RGB in [0, 1]) a pixel must be from its row's background to be part of a subject. */
 const FOREGROUND = 0.15;
 /** …or this far, whatever its colour. */
-const STANDS_OUT = 0.32;
+const STANDS_OUT = 0.26;
 /** How near (RGB in [0, 1]) a subject's pixels sit to its own colours. */
 const COHERENT = 0.25;
 /** Regions smaller than this share of the picture are noise (the smallest subject is ~6 %). */
@@ -50,7 +50,7 @@ const MIN_SHARE = 0.006;
 /** Regions larger than this share of the picture are a smeared background, not a subject (the largest is ~0.25). */
 const MAX_SHARE = 0.35;
 /** Boxes further than this from square are bars and smears, not subjects. */
-const ASPECT = { min: 0.6, max: 1.6 };
+const ASPECT = { min: 0.7, max: 1.45 };
 
 /**
  * Silhouettes of the shapes in their bounding box: the width at a quarter and three quarters
@@ -125,19 +125,28 @@ export function shapeOf(mask: Uint8Array, width: number, box: Box): Shape | unde
   return best.shape;
 }
 
+/** Per channel, the median of some colours. */
+function medianColour(colours: readonly number[][]): number[] {
+  return [0, 1, 2].map((c) => {
+    const values = colours.map((s) => s[c]).sort((a, b) => a - b);
+    return values[values.length >> 1];
+  });
+}
+
 /** Per row, the background's colour: the median of the row's two ends, over a few neighbouring rows. */
 function rowBackgrounds(rgb: (p: number) => number[], width: number, height: number): Float32Array {
   const strip = Math.max(2, Math.round(width / 64));
   const reach = Math.max(1, Math.round(height / 64));
   const out = new Float32Array(3 * height);
   for (let y = 0; y < height; y++) {
-    const samples: number[][] = [];
+    const left: number[][] = [];
+    const right: number[][] = [];
     for (let yy = Math.max(0, y - reach); yy <= Math.min(height - 1, y + reach); yy++)
-      for (let i = 1; i <= strip; i++) samples.push(rgb(yy * width + i), rgb(yy * width + width - 1 - i));
-    for (let c = 0; c < 3; c++) {
-      const values = samples.map((s) => s[c]).sort((a, b) => a - b);
-      out[3 * y + c] = values[values.length >> 1];
-    }
+      for (let i = 1; i <= strip; i++) {
+        left.push(rgb(yy * width + i));
+        right.push(rgb(yy * width + width - 1 - i));
+      }
+    out.set(medianColour([...left, ...right]), 3 * y);
   }
   return out;
 }
@@ -244,7 +253,7 @@ function nearestLook(pixels: readonly number[][]): { look: Look; distance: numbe
  * piece that leaves.
  */
 function withoutStrays(
-  region: { mask: Uint8Array; area: number },
+  region: { mask: Uint8Array },
   rgb: (p: number) => number[],
   width: number,
   height: number,
@@ -265,27 +274,70 @@ function withoutStrays(
   return pieces.sort((a, b) => b.area - a.area)[0];
 }
 
+/**
+ * A region that is no shape may be two subjects grown together (a model does not always keep
+ * them apart): split its pixels into two colour groups (2-means, started from the two most
+ * different colours) and give each group's pieces their own chance.
+ */
+function coloursApart(
+  region: { mask: Uint8Array },
+  rgb: (p: number) => number[],
+  width: number,
+  height: number,
+): { mask: Uint8Array; box: Box; area: number }[] {
+  const at: number[] = [];
+  for (let p = 0; p < region.mask.length; p++) if (region.mask[p]) at.push(p);
+  const pixels = at.map(rgb);
+  const farthest = (from: readonly number[]) =>
+    pixels.reduce((best, px) => (distance(px, from) > distance(best, from) ? px : best), pixels[0]);
+  const centres = [farthest(pixels[0])];
+  centres.push(farthest(centres[0]));
+  const group = new Uint8Array(pixels.length);
+  for (let round = 0; round < 8; round++) {
+    pixels.forEach((px, i) => {
+      group[i] = distance(px, centres[0]) <= distance(px, centres[1]) ? 0 : 1;
+    });
+    for (const k of [0, 1]) {
+      const members = pixels.filter((_, i) => group[i] === k);
+      if (members.length > 0)
+        centres[k] = [0, 1, 2].map((c) => members.reduce((s, px) => s + px[c], 0) / members.length);
+    }
+  }
+  return [0, 1].flatMap((k) => {
+    const mask = new Uint8Array(region.mask.length);
+    at.forEach((p, i) => {
+      if (group[i] === k) mask[p] = 1;
+    });
+    return regions(opened(mask, width, height, Math.max(1, Math.round(width / 128))), width, height);
+  });
+}
+
+type Region = { mask: Uint8Array; box: Box; area: number };
+
 /** Detects subjects in an image [3, H, W] with values in [-1, 1] (the VAE's output range). */
 export function detectSubjects(image: Float32Array, width: number, height: number): Detection[] {
   const plane = width * height;
   const rgb = pixelReader(image, plane);
+  const sized = (r: Region) => r.area >= MIN_SHARE * plane && r.area <= MAX_SHARE * plane;
+  const shaped = (r: Region | undefined) => {
+    const shape = r && sized(r) ? shapeOf(r.mask, width, r.box) : undefined;
+    return shape && r ? [{ region: r, shape }] : [];
+  };
   const found: Detection[] = [];
   for (const candidate of regions(foregroundOf(image, width, height), width, height)) {
-    if (candidate.area < MIN_SHARE * plane || candidate.area > MAX_SHARE * plane) continue;
-    let region: { mask: Uint8Array; box: Box; area: number } | undefined = candidate;
-    let shape = shapeOf(region.mask, width, region.box);
-    if (!shape) {
-      region = withoutStrays(candidate, rgb, width, height);
-      if (!region || region.area < MIN_SHARE * plane) continue;
-      shape = shapeOf(region.mask, width, region.box);
-      if (!shape) continue;
+    if (candidate.area < MIN_SHARE * plane) continue;
+    // The region as it is; else without strays grown onto it; else as two subjects grown together.
+    let subjects = shaped(candidate);
+    if (subjects.length === 0) subjects = shaped(withoutStrays(candidate, rgb, width, height));
+    if (subjects.length === 0) subjects = coloursApart(candidate, rgb, width, height).flatMap(shaped);
+    for (const { region, shape } of subjects) {
+      const { mask, box, area } = region;
+      const pixels: number[][] = [];
+      for (let p = 0; p < plane; p++) if (mask[p]) pixels.push(rgb(p));
+      const best = nearestLook(pixels);
+      const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
+      found.push({ subject, shape, look: best.look.name, lookDistance: best.distance, box, area, mask });
     }
-    const { mask, box, area } = region;
-    const subject = SUBJECTS.find((s) => SHAPE_OF[s] === shape) as Subject;
-    const pixels: number[][] = [];
-    for (let p = 0; p < plane; p++) if (mask[p]) pixels.push(rgb(p));
-    const best = nearestLook(pixels);
-    found.push({ subject, shape, look: best.look.name, lookDistance: best.distance, box, area, mask });
   }
   return found.sort((a, b) => b.area - a.area);
 }
