@@ -81,7 +81,8 @@ function probabilityBytes(m: UNetMemoryModel, tokens: number, level: number): nu
   const whole =
     heads(m.unet, level) * tokens * Math.min(tokens, m.attention.queryChunk ?? tokens) * m.elementBytes;
   const chunk = m.attention.chunkBytesPerSample;
-  // scores and probabilities of a chunk share the chunk budget (queryChunksFor)
+  // scores and probabilities of a chunk share the chunk budget at every size up to the
+  // reference, where the chunk count is chosen (queryChunkingFor)
   return chunk === undefined ? whole : Math.min(whole, chunk / 2);
 }
 

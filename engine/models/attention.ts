@@ -20,7 +20,8 @@ export interface AttentionSettings {
   chunkBytesPerSample: number;
   /**
    * Values of the graph's spatial symbols (`H`, `W`, `h`, `w`) at which chunk counts are chosen:
-   * the model's native latent size. Larger inputs get proportionally larger chunks.
+   * the model's native latent size. Smaller inputs run in fewer chunks within the same budget,
+   * larger ones in proportionally larger chunks.
    */
   reference: ReadonlyMap<string, number>;
 }
@@ -68,15 +69,15 @@ export function attend(
     const { out, probs } = G.multiHeadAttention(q, k, v, heads);
     return { out, probs: opts.probs ? G.reduceMean(probs, 1) : undefined };
   }
-  const chunks = G.queryChunksFor({
+  const chunking = G.queryChunkingFor({
     queries: atReference(q.shape[1], settings),
     keys: atReference(k.shape[1], settings),
     heads,
     bytesPerElement: bytesPerElement(q.dtype),
     bytesPerSample: settings.chunkBytesPerSample,
   });
-  if (settings.kernel === 'fused') return { out: G.fusedMultiHeadAttention(q, k, v, heads, chunks) };
-  return { out: G.chunkedMultiHeadAttention(q, k, v, heads, chunks) };
+  if (settings.kernel === 'fused') return { out: G.fusedMultiHeadAttention(q, k, v, heads, chunking) };
+  return { out: G.chunkedMultiHeadAttention(q, k, v, heads, chunking) };
 }
 
 function atReference(d: Dim, settings: AttentionSettings): number {

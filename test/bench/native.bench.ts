@@ -7,7 +7,8 @@
 // - chunked ÷ materialised attention, one guided pass and one denoise at 256², same run (goal ≤ 1)
 // - CLoRA ÷ plain at 512²: 2 steps by default (about 10 minutes on two cores); NATIVE_BENCH_LONG=1
 //   runs the 10-step schedule the goal is stated for (goal ≤ 4, about an hour on two cores).
-// NATIVE_BENCH_PARTS picks parts: plain, sweep, kernels, ratio (default all).
+// NATIVE_BENCH_PARTS picks parts: plain, sweep, kernels, ratio (default all); NATIVE_BENCH_LORAS
+// picks the sweep's LoRA counts (default 1,2,4,8).
 
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ import { CACHE, ENGINE, loraCacheFor, realModelPath, spec, writeRandomLoras } fr
 import { type Report, timeSideBySide } from './harness.ts';
 
 const PARTS = (process.env.NATIVE_BENCH_PARTS ?? 'plain,sweep,kernels,ratio').split(',');
+const SWEEP_LORAS = (process.env.NATIVE_BENCH_LORAS ?? '1,2,4,8').split(',').map(Number);
 const GiB = 1024;
 
 /** Runs this file as a child doing one task; returns the JSON line it prints last. */
@@ -167,7 +169,7 @@ export async function run(report: Report): Promise<void> {
     report('native.plain_512_2_steps.time', r.seconds, 's');
   }
   if (PARTS.includes('sweep')) {
-    for (const n of [1, 2, 4, 8]) {
+    for (const n of SWEEP_LORAS) {
       const r = child('--step', model, '512', String(n));
       const goal = n === 2 ? '≤ 8' : n === 8 ? '≤ 16' : undefined;
       report(`native.clora_512.loras_${n}.time_per_step`, r.perStepMs / 1000, 's');

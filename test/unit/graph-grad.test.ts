@@ -271,6 +271,35 @@ const cases: Case[] = [
       f('v', ['B', 2, 'M', 3], { dims: [1, 2, 6, 3] }),
     ],
   },
+  // chunking chosen at run time: 4 chunks at most, each up to 24 scores (rows × keys) per head
+  {
+    name: 'chunked attention, symbolic 9 rows in at most 4 chunks: 3, 3, 3 and a trailing empty one',
+    build: (_, [q, k, v]) => G.chunkedAttention(q, k, v, 4),
+    inputs: [
+      f('q', ['B', 2, 'N', 4], { dims: [1, 2, 9, 4] }),
+      f('k', ['B', 2, 'M', 4], { dims: [1, 2, 5, 4] }),
+      f('v', ['B', 2, 'M', 3], { dims: [1, 2, 5, 3] }),
+    ],
+  },
+  {
+    name: 'chunked attention, symbolic size below the budget: 6 tokens in chunks of 4, 2 and two empty',
+    build: (_, [x]) => G.chunkedAttention(x, x, x, { chunks: 4, chunkScores: 24 }),
+    inputs: [f('x', ['B', 2, 'N', 3], { dims: [1, 2, 6, 3] })],
+  },
+  {
+    name: 'chunked attention, symbolic size within one chunk: 4 tokens in one chunk and three empty',
+    build: (_, [q, k, v]) => G.chunkedAttention(q, k, v, { chunks: 4, chunkScores: 24 }),
+    inputs: [
+      f('q', ['B', 2, 'N', 3], { dims: [2, 2, 4, 3] }),
+      f('k', ['B', 2, 'N', 3], { dims: [2, 2, 4, 3] }),
+      f('v', ['B', 2, 'N', 2], { dims: [2, 2, 4, 2] }),
+    ],
+  },
+  {
+    name: 'chunked attention, symbolic size past the budget: 14 tokens in 4 larger chunks (4, 4, 4, 2)',
+    build: (_, [x]) => G.chunkedAttention(x, x, x, { chunks: 4, chunkScores: 24 }),
+    inputs: [f('x', ['B', 1, 'N', 3], { dims: [1, 1, 14, 3] })],
+  },
   {
     name: 'chunked attention, self-attention (q = k = v, fan-out into every gradient)',
     build: (_, [x]) => G.chunkedAttention(x, x, x, 4),

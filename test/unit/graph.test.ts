@@ -116,13 +116,13 @@ describe('composite gradients', () => {
 
 describe('memory-efficient attention', () => {
   // One graph computing both kernels on the same q, k, v, with symbolic row counts.
-  async function bothKernels(rows: number, keys: number, chunks: number) {
+  async function bothKernels(rows: number, keys: number, chunking: number | G.ChunkAttrs) {
     const g = new G.Graph('kernels');
     const q = g.input('q', 'float32', ['B', 2, 'N', 8]);
     const k = g.input('k', 'float32', ['B', 2, 'M', 8]);
     const v = g.input('v', 'float32', ['B', 2, 'M', 5]);
     const loss = (t: G.Tensor) => G.reduceSum(G.mul(t, t));
-    const chunked = G.chunkedAttention(q, k, v, chunks);
+    const chunked = G.chunkedAttention(q, k, v, chunking);
     const materialised = G.attention(q, k, v).out;
     const [cq, ck, cv] = G.grad([loss(chunked)], [q, k, v]);
     const [mq, mk, mv] = G.grad([loss(materialised)], [q, k, v]);
@@ -152,13 +152,24 @@ describe('memory-efficient attention', () => {
     return Math.max(...x.map((v, i) => Math.abs(v - y[i]))) / scale;
   };
 
-  for (const [rows, keys, chunks] of [
+  // at most 4 chunks of up to 24 scores a head: 9 × 5 runs as 3, 3, 3 and an empty chunk;
+  // 6 × 6 as 4, 2 and two empty; 4 × 4 in one chunk; 14 × 14 past the budget as 4, 4, 4, 2
+  const budget = { chunks: 4, chunkScores: 24 };
+  for (const [rows, keys, chunking] of [
     [64, 64, 8],
     [37, 77, 4],
     [5, 3, 5],
-  ]) {
-    it(`agrees with the materialised kernel: ${rows} rows, ${keys} keys, ${chunks} chunks`, async () => {
-      const out = await bothKernels(rows, keys, chunks);
+    [9, 5, 4],
+    [6, 6, budget],
+    [4, 4, budget],
+    [14, 14, budget],
+  ] as const) {
+    const label =
+      typeof chunking === 'number'
+        ? `${chunking} chunks`
+        : `at most ${chunking.chunks} chunks of ${chunking.chunkScores} scores`;
+    it(`agrees with the materialised kernel: ${rows} rows, ${keys} keys, ${label}`, async () => {
+      const out = await bothKernels(rows, keys, chunking);
       assert.deepEqual(out.chunked.dims, [2, 2, rows, 5]);
       assert.ok(maxRelative(out.chunked, out.materialised) < 1e-5, 'result');
       for (const x of ['q', 'k', 'v']) assert.ok(maxRelative(out[`c${x}`], out[`m${x}`]) < 1e-5, `d${x}`);
@@ -197,6 +208,14 @@ describe('memory-efficient attention', () => {
     assert.equal(at(4096, 4096, 64 * 2 ** 20), 16);
     assert.equal(at(4096, 77, 64 * 2 ** 20), 1);
     assert.equal(at(3, 4096, 1), 2);
+  });
+
+  it('sizes chunks at run time within the same budget: the count at the reference, rows by the keys', () => {
+    const at = (queries: number, keys: number) =>
+      G.queryChunkingFor({ queries, keys, heads: 8, bytesPerElement: 4, bytesPerSample: 64 * 2 ** 20 });
+    // 64 MiB / (2 matrices × 8 heads × 4 B) = 2²⁰ scores a head: 256 rows of 4096 keys, 1024 of 1024
+    assert.deepEqual(at(4096, 4096), { chunks: 16, chunkScores: 2 ** 20 });
+    assert.deepEqual(at(4096, 77), { chunks: 1 });
   });
 
   it('refuses more chunks than rows', () => {

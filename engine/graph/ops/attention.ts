@@ -5,7 +5,7 @@
 import { dimDiv, dimStr, isStatic } from '../dim.ts';
 import { apply, apply1, GraphError, type OpDef, type Tensor } from '../graph.ts';
 import { normAxis, requireFloat } from '../rules.ts';
-import { checkQkv, chunkedAttention } from './chunked-attention.ts';
+import { type ChunkAttrs, checkQkv, chunkedAttention } from './chunked-attention.ts';
 import { add, mul, sub } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { reduceSum } from './reduce.ts';
@@ -122,16 +122,16 @@ export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: numbe
   return { out: mergeHeads(out), probs };
 }
 
-/** Multi-head attention without its probabilities, over `chunks` chunks of query rows (memory-efficient). */
+/** Multi-head attention without its probabilities, over chunks of query rows (memory-efficient). */
 export function chunkedMultiHeadAttention(
   q: Tensor,
   k: Tensor,
   v: Tensor,
   heads: number,
-  chunks: number,
+  chunking: number | ChunkAttrs,
 ): Tensor {
   const [qh, kh, vh] = headsOf(q, k, v, heads);
-  return mergeHeads(chunkedAttention(qh, kh, vh, chunks));
+  return mergeHeads(chunkedAttention(qh, kh, vh, chunking));
 }
 
 function headsOf(q: Tensor, k: Tensor, v: Tensor, heads: number): [Tensor, Tensor, Tensor] {

@@ -7,13 +7,13 @@ import { dimDiv, dimEq, dimStr, isStatic } from '../dim.ts';
 import { apply1, GraphError, type OpDef, RuleError, type Tensor } from '../graph.ts';
 import { requireFloat } from '../rules.ts';
 import { mergeHeads, splitHeads } from './attention.ts';
-import { chunkedAttentionGrad } from './chunked-attention.ts';
+import { type ChunkAttrs, chunkAttrs, chunkedAttentionGrad } from './chunked-attention.ts';
 import { mul } from './elementwise.ts';
 
 interface FusedAttrs {
   heads: number;
   /** query chunks of the VJP's recomputation */
-  chunks: number;
+  chunking: ChunkAttrs;
 }
 
 const scaleOf = (q: { shape: readonly unknown[] }, heads: number) =>
@@ -48,14 +48,14 @@ const FusedAttentionOp: OpDef<FusedAttrs> = {
   vjp(n, [g], wanted) {
     if (!g) return [undefined, undefined, undefined];
     const [q, k, v] = n.inputs;
-    const { heads, chunks } = n.attrs;
+    const { heads, chunking } = n.attrs;
     const scale = scaleOf(q, heads);
     const qkv = [splitHeads(mul(q, scale), heads), splitHeads(k, heads), splitHeads(v, heads)] as const;
     const [dq, dk, dv] = chunkedAttentionGrad(
       qkv,
       splitHeads(n.outputs[0], heads),
       splitHeads(g, heads),
-      chunks,
+      chunking,
       wanted,
     );
     return [dq && mul(mergeHeads(dq), scale), dk && mergeHeads(dk), dv && mergeHeads(dv)];
@@ -63,8 +63,14 @@ const FusedAttentionOp: OpDef<FusedAttrs> = {
 };
 
 /** Multi-head attention on projected q [B, Nq, C], k/v [B, Nk, C] with onnxruntime's fused kernel. */
-export function fusedMultiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, chunks = 1): Tensor {
+export function fusedMultiHeadAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  chunking: number | ChunkAttrs = 1,
+): Tensor {
   const headDim = dimDiv(q.shape[2], heads);
   if (!isStatic(headDim)) throw new GraphError(`attention: head size ${dimStr(headDim)} must be static`);
-  return apply1(FusedAttentionOp, [q, k, v], { heads, chunks });
+  return apply1(FusedAttentionOp, [q, k, v], { heads, chunking: chunkAttrs(chunking) });
 }
