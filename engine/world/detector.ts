@@ -80,24 +80,21 @@ interface Box {
 export function silhouetteOf(mask: Uint8Array, width: number, box: Box): number[] {
   const w = box.x1 - box.x0 + 1;
   const h = box.y1 - box.y0 + 1;
-  // Each figure averages the rows (columns) within a twentieth of the box around the fraction.
-  const band = (length: number) => Math.max(1, Math.round(length / 20));
-  const rowShare = (f: number) => {
-    const centre = box.y0 + Math.round(f * (h - 1));
+  // The share of the box a band of lines fills: rows at a fraction of the height, or columns
+  // at a fraction of the width, the band a twentieth of the box either side.
+  const share = (f: number, across: boolean) => {
+    const [from, to, length] = across ? [box.y0, box.y1, w] : [box.x0, box.x1, h];
+    const centre = from + Math.round(f * (to - from));
+    const band = Math.max(1, Math.round((to - from + 1) / 20));
+    const [first, last] = [Math.max(from, centre - band), Math.min(to, centre + band)];
     let n = 0;
-    let rows = 0;
-    for (let y = Math.max(box.y0, centre - band(h)); y <= Math.min(box.y1, centre + band(h)); y++, rows++)
-      for (let x = box.x0; x <= box.x1; x++) n += mask[y * width + x];
-    return n / (rows * w);
+    for (let line = first; line <= last; line++)
+      for (let k = 0; k < length; k++)
+        n += across ? mask[line * width + box.x0 + k] : mask[(box.y0 + k) * width + line];
+    return n / ((last - first + 1) * length);
   };
-  const columnShare = (f: number) => {
-    const centre = box.x0 + Math.round(f * (w - 1));
-    let n = 0;
-    let columns = 0;
-    for (let x = Math.max(box.x0, centre - band(w)); x <= Math.min(box.x1, centre + band(w)); x++, columns++)
-      for (let y = box.y0; y <= box.y1; y++) n += mask[y * width + x];
-    return n / (columns * h);
-  };
+  const rowShare = (f: number) => share(f, true);
+  const columnShare = (f: number) => share(f, false);
   let area = 0;
   for (let y = box.y0; y <= box.y1; y++) for (let x = box.x0; x <= box.x1; x++) area += mask[y * width + x];
   const across = rowShare(0.5);
