@@ -13,20 +13,21 @@ const scripts = (
   JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
 ).scripts;
 
-test('npm start, npm run worker and npm run compose start the engine with the malloc settings', () => {
+test('every npm script that runs the engine starts it with the malloc settings', () => {
   const settings = Object.entries(ENGINE_MALLOC_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-  for (const name of ['start', 'worker', 'compose']) {
+  for (const name of ['start', 'worker', 'compose', 'test', 'bench', 'reference', 'demo-model', 'train-world', 'world-check']) {
     const launch = scripts[name].split('&&').pop()!.trim();
-    assert.ok(launch.startsWith(`${settings} node `), `${name} runs: ${launch}`);
+    assert.match(launch, /^\S+ \S+ \S+ (node|tsx) /, `${name} runs: ${launch}`);
+    assert.ok(launch.startsWith(`${settings} `), `${name} runs: ${launch}`);
   }
 });
 
 test('an engine process on glibc without the settings is told which are missing and how to set them', () => {
   const advice = mallocAdvice({ MALLOC_ARENA_MAX: '4' }, true);
-  assert.match(advice ?? '', /without MALLOC_MMAP_THRESHOLD_:/);
-  assert.match(advice ?? '', /MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576/);
+  assert.match(advice ?? '', /without MALLOC_MMAP_THRESHOLD_ and GLIBC_TUNABLES:/);
+  assert.match(advice ?? '', /MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576 GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1/);
   assert.equal(mallocAdvice({ ...ENGINE_MALLOC_ENV }, true), undefined);
   assert.equal(mallocAdvice({}, false), undefined, 'other C libraries read no such settings');
 });
