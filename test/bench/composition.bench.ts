@@ -1,7 +1,8 @@
 // Composition in the world the project trains (npm run train-world; the model and its LoRAs
 // in assets/world): does each subject come out in its own LoRA's look?
 // - the base model's maps: each subject token's map peak inside its subject   (goal ≥ 90 %)
-// - per method (none, merge, composite, clora, clora without update / without mask), over
+// - per method (none, merge, composite, clora, clora without update / without mask / with
+//   smaller step sizes), over
 //   WORLD_BENCH_SEEDS seeds (default 20): both subjects present, both in their own LoRA's look
 //   (goal: CLoRA ≥ 80 % and ≥ 2× merge), leakage — a subject in the other LoRA's look (goal ≤ 10 %),
 //   and IoU of each LoRA's mask with its subject's region (goal ≥ 0.5).
@@ -37,6 +38,9 @@ const VARIANTS: Variant[] = [
   { name: 'clora', method: 'clora' },
   { name: 'clora without update', method: 'clora', guidance: { update: false } },
   { name: 'clora without mask', method: 'clora', guidance: { mask: false } },
+  // The published step size (20) is SD 1.5's; the world's latents are scenes drawn on the grid, not a VAE's.
+  { name: 'clora step size 10', method: 'clora', guidance: { stepSize: 10 } },
+  { name: 'clora step size 5', method: 'clora', guidance: { stepSize: 5 } },
 ];
 
 async function baseMaps(report: Report): Promise<void> {
