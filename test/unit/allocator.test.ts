@@ -17,7 +17,17 @@ test('every npm script that runs the engine starts it with the malloc settings',
   const settings = Object.entries(ENGINE_MALLOC_ENV)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-  for (const name of ['start', 'worker', 'compose', 'test', 'bench', 'reference', 'demo-model', 'train-world', 'world-check']) {
+  for (const name of [
+    'start',
+    'worker',
+    'compose',
+    'test',
+    'bench',
+    'reference',
+    'demo-model',
+    'train-world',
+    'world-check',
+  ]) {
     const launch = scripts[name].split('&&').pop()!.trim();
     assert.match(launch, /^\S+ \S+ \S+ (node|tsx) /, `${name} runs: ${launch}`);
     assert.ok(launch.startsWith(`${settings} `), `${name} runs: ${launch}`);
@@ -27,7 +37,10 @@ test('every npm script that runs the engine starts it with the malloc settings',
 test('an engine process on glibc without the settings is told which are missing and how to set them', () => {
   const advice = mallocAdvice({ MALLOC_ARENA_MAX: '4' }, true);
   assert.match(advice ?? '', /without MALLOC_MMAP_THRESHOLD_ and GLIBC_TUNABLES:/);
-  assert.match(advice ?? '', /MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576 GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1/);
+  assert.match(
+    advice ?? '',
+    /MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576 GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1/,
+  );
   assert.equal(mallocAdvice({ ...ENGINE_MALLOC_ENV }, true), undefined);
   assert.equal(mallocAdvice({}, false), undefined, 'other C libraries read no such settings');
 });
