@@ -76,6 +76,9 @@ interface Box {
   y1: number;
 }
 
+/** A connected set of pixels: its mask over the picture, bounding box and pixel count. */
+type Region = { mask: Uint8Array; box: Box; area: number };
+
 /** A region's silhouette, the figures of SILHOUETTES. */
 export function silhouetteOf(mask: Uint8Array, width: number, box: Box): number[] {
   const w = box.x1 - box.x0 + 1;
@@ -175,13 +178,9 @@ function opened(mask: Uint8Array, width: number, height: number, radius: number)
 }
 
 /** Connected regions (4-neighbours) of a mask, with their boxes and sizes. */
-function regions(
-  mask: Uint8Array,
-  width: number,
-  height: number,
-): { mask: Uint8Array; box: Box; area: number }[] {
+function regions(mask: Uint8Array, width: number, height: number): Region[] {
   const seen = new Uint8Array(mask.length);
-  const out: { mask: Uint8Array; box: Box; area: number }[] = [];
+  const out: Region[] = [];
   const stack: number[] = [];
   for (let start = 0; start < mask.length; start++) {
     if (!mask[start] || seen[start]) continue;
@@ -254,7 +253,7 @@ function withoutStrays(
   rgb: (p: number) => number[],
   width: number,
   height: number,
-): { mask: Uint8Array; box: Box; area: number } | undefined {
+): Region | undefined {
   const at: number[] = [];
   for (let p = 0; p < region.mask.length; p++) if (region.mask[p]) at.push(p);
   const pixels = at.map(rgb);
@@ -281,7 +280,7 @@ function coloursApart(
   rgb: (p: number) => number[],
   width: number,
   height: number,
-): { mask: Uint8Array; box: Box; area: number }[] {
+): Region[] {
   const at: number[] = [];
   for (let p = 0; p < region.mask.length; p++) if (region.mask[p]) at.push(p);
   const pixels = at.map(rgb);
@@ -308,8 +307,6 @@ function coloursApart(
     return regions(opened(mask, width, height, Math.max(1, Math.round(width / 128))), width, height);
   });
 }
-
-type Region = { mask: Uint8Array; box: Box; area: number };
 
 /** Detects subjects in an image [3, H, W] with values in [-1, 1] (the VAE's output range). */
 export function detectSubjects(image: Float32Array, width: number, height: number): Detection[] {
